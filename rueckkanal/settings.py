@@ -1,0 +1,114 @@
+"""One frozen settings object for the whole process.
+
+Sources, strongest first: constructor arguments, environment (prefix ``RK_``, nested with ``__``, e.g.
+``RK_KAFKA__BOOTSTRAP=broker:9092``), files in ``RK_SECRETS_DIR`` (one file per secret, as Kubernetes mounts
+them), the YAML file named by ``RK_CONFIG_FILE``, then the defaults below. Secrets are ``SecretStr`` so that a
+dump, a repr or a log line shows ``**********`` instead of the value.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSecurity(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSettings(_Section):
+    bootstrap: str = Field("127.0.0.1:19092", description="host:port[,host:port...] of the brokers")
+    security_protocol: KafkaSecurity = KafkaSecurity.PLAINTEXT
+    sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+
+class TopicSettings(_Section):
+    events: str = "rueckkanal.events"
+    outbox: str = "rueckkanal.outbox"
+    dlq: str = "rueckkanal.dlq"
+    receipts: str = "rueckkanal.receipts"
+    partitions: int = Field(
+        12, ge=1, description="partitions of events and outbox; the upper bound for worker replicas"
+    )
+    replication_factor: int = Field(1, ge=1)
+
+
+class WebSettings(_Section):
+    host: str = "0.0.0.0"  # noqa: S104  # the pod's probes and Prometheus reach it from outside
+    port: int = Field(6066, ge=1, le=65535)
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogSettings(_Section):
+    format: LogFormat = LogFormat.JSON
+    level: str = "INFO"
+
+
+class Settings(BaseSettings):
+    """Everything a worker needs to know, validated once at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RK_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        secrets_dir=os.environ.get("RK_SECRETS_DIR"),
+    )
+
+    app_id: str = Field("rueckkanal", description="consumer group and changelog topic prefix")
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    web: WebSettings = WebSettings()
+    log: LogSettings = LogSettings()
+    fachverfahren_dir: Path = PROJECT_ROOT / "config" / "fachverfahren"
+    data_dir: Path = Field(
+        Path("/tmp/rueckkanal"),  # noqa: S108  # local table state only; the changelog topic is the truth
+        description="faust's local table store",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
+        config_file = os.environ.get("RK_CONFIG_FILE")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
+        return tuple(sources)
+
+    def safe_dump(self) -> dict[str, Any]:
+        """A dump for logs and ``rueckkanal config``: secrets masked, paths as text."""
+        return self.model_dump(mode="json")

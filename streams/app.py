@@ -1,0 +1,96 @@
+"""The faust application, wired from :class:`~rueckkanal.settings.Settings`.
+
+The app is built by a factory rather than at import time, so tests can point it at their own broker and
+topic names, and the CLI can build it after the settings are validated.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from rueckkanal.settings import KafkaSecurity, KafkaSettings, Settings
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The pipeline's own topics; source topics belong to the Fachverfahren and are added by the ingest stage."""
+
+    events: faust.TopicT
+    outbox: faust.TopicT
+    dlq: faust.TopicT
+    receipts: faust.TopicT
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    settings: Settings
+    app: faust.App
+    topics: Topics
+
+
+def broker_urls(kafka: KafkaSettings) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in kafka.bootstrap.split(",") if server.strip()]
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """faust's credentials object for SASL/TLS, or None for PLAINTEXT."""
+    context = None
+    if kafka.security_protocol in (KafkaSecurity.SSL, KafkaSecurity.SASL_SSL):
+        context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+        if kafka.ssl_certfile:
+            context.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
+    if kafka.security_protocol in (KafkaSecurity.SASL_PLAINTEXT, KafkaSecurity.SASL_SSL):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        mechanism = (kafka.sasl_mechanism or "PLAIN").upper()
+        if mechanism.startswith("SCRAM"):
+            return faust.SASLCredentials(
+                username=kafka.sasl_username, password=password, mechanism=mechanism, ssl_context=context
+            )
+        return faust.SASLCredentials(username=kafka.sasl_username, password=password, ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_pipeline(settings: Settings) -> Pipeline:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka),
+        broker_credentials=broker_credentials(settings.kafka),
+        autodiscover=False,
+        store="memory://",
+        datadir=str(settings.data_dir / settings.app_id),
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        topic_allow_declare=True,
+        producer_acks=-1,
+        web_enabled=True,
+        web_bind=settings.web.host,
+        web_port=settings.web.port,
+        web_in_thread=False,
+    )
+    topics = Topics(
+        events=_internal_topic(app, settings.topics.events, settings),
+        outbox=_internal_topic(app, settings.topics.outbox, settings),
+        dlq=_internal_topic(app, settings.topics.dlq, settings),
+        receipts=_internal_topic(app, settings.topics.receipts, settings),
+    )
+    return Pipeline(settings=settings, app=app, topics=topics)
+
+
+def _internal_topic(app: faust.App, name: str, settings: Settings) -> faust.TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topics.partitions,
+        replicas=settings.topics.replication_factor,
+        internal=True,
+    )

@@ -1,0 +1,91 @@
+"""Child processes of the real CLI, watched through their JSON log lines instead of sleeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+LogLine = dict[str, Any]
+
+
+class CliProcess:
+    """``rueckkanal <args>`` in a child process, its stderr parsed line by line on a reader thread."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path | None = None) -> None:
+        self.lines: list[LogLine] = []
+        self._queue: queue.Queue[LogLine | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", *args],
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError:
+                line = {"event": raw.rstrip(), "unparsed": True}
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, predicate: Callable[[LogLine], bool], timeout: float = 60.0) -> LogLine:
+        """Block until a log line matches; fail with the log tail if the process ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching log line within {timeout}s; tail: {self.lines[-15:]}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"process exited ({self.proc.wait()}); tail: {self.lines[-15:]}")
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def wait_for_event(self, event: str, timeout: float = 60.0) -> LogLine:
+        return self.wait_for(lambda line: line.get("event") == event, timeout)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait; the exit code tells whether the shutdown was clean."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        while not self._queue.empty():
+            line = self._queue.get_nowait()
+            if line is not None:
+                self.lines.append(line)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def free_port() -> int:
+    """A port nobody listens on right now, for a child server that needs a fixed one."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from rueckkanal.settings import Settings
+
+
+def test_environment_overrides_nested_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RK_KAFKA__BOOTSTRAP", "broker-a:9092,broker-b:9092")
+    monkeypatch.setenv("RK_TOPICS__PARTITIONS", "24")
+    settings = Settings()
+    assert settings.kafka.bootstrap == "broker-a:9092,broker-b:9092"
+    assert settings.topics.partitions == 24
+
+
+def test_yaml_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "rueckkanal.yaml"
+    config.write_text("app_id: leipzig-rk\ntopics:\n  outbox: leipzig.outbox\n  partitions: 6\n")
+    monkeypatch.setenv("RK_CONFIG_FILE", str(config))
+    monkeypatch.setenv("RK_TOPICS__PARTITIONS", "8")
+    settings = Settings()
+    assert settings.app_id == "leipzig-rk"
+    assert settings.topics.outbox == "leipzig.outbox"
+    assert settings.topics.partitions == 8
+
+
+def test_secrets_are_masked_in_every_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RK_KAFKA__SASL_PASSWORD", "hunter2-geheim")
+    settings = Settings()
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == "hunter2-geheim"
+    for text in (repr(settings), str(settings.safe_dump()), settings.model_dump_json()):
+        assert "hunter2-geheim" not in text
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.app_id = "other"  # type: ignore[misc]
+
+
+def test_unknown_keys_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text("topics:\n  outbx: misspelt\n")
+    monkeypatch.setenv("RK_CONFIG_FILE", str(config))
+    with pytest.raises(ValidationError, match="outbx"):
+        Settings()
