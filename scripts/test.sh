@@ -16,7 +16,7 @@ if [[ -z "${RK_KAFKA__BOOTSTRAP:-}" ]]; then
     export RK_KAFKA_PORT="${RK_TEST_KAFKA_PORT:-19192}"
     RK_KAFKA_DATA="$(mktemp -d -t rk-kafka-test-XXXXXX)"
     export RK_KAFKA_DATA
-    trap 'bash scripts/kafka.sh stop || true; rm -rf "$RK_KAFKA_DATA"' EXIT
+    trap 'env -u RK_KAFKA__BOOTSTRAP bash scripts/kafka.sh stop || true; rm -rf "$RK_KAFKA_DATA"' EXIT
     echo "== kafka"
     bash scripts/kafka.sh start
     export RK_KAFKA__BOOTSTRAP="127.0.0.1:$RK_KAFKA_PORT"

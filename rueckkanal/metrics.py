@@ -1,0 +1,164 @@
+"""Every Prometheus metric Rückkanal exports, defined once.
+
+Names follow Prometheus conventions (prefix ``rueckkanal_``, base units, ``_total`` for counters, ``_seconds``
+for durations). Labels are of low cardinality only: source (a Fachverfahren name), portal, stage, reason,
+outcome, result. A Vorgang id is never a label.
+
+Label values that are known in advance are initialised at start (:func:`initialise`), so that a dashboard
+panel or an alert finds a series with value 0 instead of no series at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from rueckkanal import __version__
+from rueckkanal.errors import Reason
+
+# Latency buckets from 5 ms to 2 min: portal calls are tens of ms, end-to-end under retries can be minutes.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+
+STAGES = ("ingest", "lifecycle", "delivery")
+DELIVERY_OUTCOMES = ("delivered", "duplicate", "dead_lettered")
+ATTEMPT_RESULTS = ("success", "transient", "permanent")
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class Metrics:
+    """The metric objects of one registry; one instance per process (tests may build their own registry)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        self.build_info = Info("rueckkanal_build", "Version of the running Rückkanal", registry=registry)
+        self.build_info.info({"version": __version__})
+
+        # ingest
+        self.events_consumed = Counter(
+            "rueckkanal_events_consumed_total",
+            "Source events read from Fachverfahren topics",
+            ["source"],
+            registry=registry,
+        )
+        self.events_rejected = Counter(
+            "rueckkanal_events_rejected_total",
+            "Events refused by ingest, by reason code",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.events_duplicate = Counter(
+            "rueckkanal_events_duplicate_total",
+            "Events already seen for their Vorgang (dropped)",
+            ["source"],
+            registry=registry,
+        )
+        self.lifecycle_warnings = Counter(
+            "rueckkanal_lifecycle_warnings_total",
+            "Events delivered despite a lifecycle violation (policy warn)",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.messages_rendered = Counter(
+            "rueckkanal_messages_rendered_total",
+            "XÖV messages rendered, validated and written to the outbox",
+            ["source"],
+            registry=registry,
+        )
+        self.ingest_duration = Histogram(
+            "rueckkanal_ingest_duration_seconds",
+            "Time to process one event in a stage, without Kafka I/O",
+            ["stage"],
+            buckets=_FAST_BUCKETS,
+            registry=registry,
+        )
+
+        # dead letters, all stages
+        self.dead_letters = Counter(
+            "rueckkanal_dead_letters_total",
+            "Records written to the dead-letter topic",
+            ["stage", "reason"],
+            registry=registry,
+        )
+
+        # delivery
+        self.deliveries = Counter(
+            "rueckkanal_deliveries_total",
+            "Outbox messages finished, by outcome",
+            ["portal", "outcome"],
+            registry=registry,
+        )
+        self.delivery_attempts = Counter(
+            "rueckkanal_delivery_attempts_total",
+            "Portal calls, by result class",
+            ["portal", "result"],
+            registry=registry,
+        )
+        self.delivery_duration = Histogram(
+            "rueckkanal_delivery_duration_seconds",
+            "Duration of one portal call",
+            ["portal"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.end_to_end_latency = Histogram(
+            "rueckkanal_end_to_end_latency_seconds",
+            "From the event's status time to the portal's receipt",
+            ["portal"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "rueckkanal_delivery_in_flight",
+            "Messages read from the outbox and not yet finished",
+            ["portal"],
+            registry=registry,
+        )
+        self.circuit_state = Gauge(
+            "rueckkanal_circuit_state",
+            "Circuit breaker per portal: 0 closed, 1 half-open, 2 open",
+            ["portal"],
+            registry=registry,
+        )
+        self.oldest_undelivered_age = Gauge(
+            "rueckkanal_oldest_undelivered_age_seconds",
+            "Age of the oldest outbox message not yet finished",
+            ["portal"],
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "rueckkanal_consumer_lag_messages",
+            "Records behind the end of the topic, summed over partitions",
+            ["stage"],
+            registry=registry,
+        )
+        self.assigned_partitions = Gauge(
+            "rueckkanal_assigned_partitions",
+            "Partitions this worker currently owns",
+            ["stage"],
+            registry=registry,
+        )
+
+    def initialise(self, sources: Iterable[str], portals: Iterable[str]) -> None:
+        """Create the series whose label values are known, so that they are scraped as 0 from the start."""
+        for source in sources:
+            self.events_consumed.labels(source)
+            self.events_duplicate.labels(source)
+            self.messages_rendered.labels(source)
+        for stage in STAGES:
+            self.ingest_duration.labels(stage)
+            self.consumer_lag.labels(stage)
+            self.assigned_partitions.labels(stage)
+            for reason in Reason:
+                self.dead_letters.labels(stage, reason.value)
+        for portal in portals:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(portal, outcome)
+            for result in ATTEMPT_RESULTS:
+                self.delivery_attempts.labels(portal, result)
+            self.delivery_duration.labels(portal)
+            self.end_to_end_latency.labels(portal)
+            self.in_flight.labels(portal)
+            self.circuit_state.labels(portal)
+            self.oldest_undelivered_age.labels(portal)
