@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import faust
 
 from rueckkanal.settings import KafkaSecurity, KafkaSettings, Settings
+
+
+class Role(StrEnum):
+    """What one worker process runs; both stages by default, or one of them to scale them apart."""
+
+    ALL = "all"
+    INGEST = "ingest"
+    DELIVERY = "delivery"
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,25 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection options for plain aiokafka clients (admin, delivery), equal to what faust is given."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": [server.strip() for server in kafka.bootstrap.split(",") if server.strip()],
+        "security_protocol": kafka.security_protocol.value,
+    }
+    credentials = broker_credentials(kafka)
+    if isinstance(credentials, faust.SASLCredentials):
+        options |= {
+            "sasl_mechanism": credentials.mechanism.value,
+            "sasl_plain_username": credentials.username,
+            "sasl_plain_password": credentials.password,
+            "ssl_context": credentials.ssl_context,
+        }
+    elif isinstance(credentials, faust.SSLCredentials):
+        options["ssl_context"] = credentials.context
+    return options
 
 
 def create_pipeline(settings: Settings) -> Pipeline:

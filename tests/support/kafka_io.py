@@ -1,0 +1,94 @@
+"""Small aiokafka helpers for tests: create topics, produce, read a topic to its end, wait for a group to catch up.
+
+Waiting is done by asking the broker (committed offsets against end offsets) with a deadline, never by sleeping
+for a guessed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
+
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+POLL_INTERVAL = 0.25
+
+
+async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key, headers=headers) for key, value, headers in records]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        await consumer.topics()  # refreshes the cluster metadata
+        partitions = [TopicPartition(topic, p) for topic in topics for p in consumer.partitions_for_topic(topic) or ()]
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of a topic up to its end offsets now, in partition and offset order."""
+    ends = {tp: end for tp, end in (await end_offsets(bootstrap, [topic])).items() if end > 0}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        remaining = dict(ends)
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=10_000)
+            if not batch:
+                raise TimeoutError(f"{topic}: no records for 10s with {remaining} still to read")
+            for tp, part in batch.items():
+                records.extend(part)
+                if part[-1].offset + 1 >= ends[tp]:
+                    remaining.pop(tp, None)
+                    consumer.pause(tp)
+    finally:
+        await consumer.stop()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+async def wait_until_caught_up(bootstrap: str, group: str, topics: Iterable[str], within_s: float = 120.0) -> None:
+    """Block until the group has committed every offset that exists now on the given topics."""
+    topics = list(topics)
+    targets = {tp: end for tp, end in (await end_offsets(bootstrap, topics)).items() if end > 0}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    deadline = time.monotonic() + within_s
+    try:
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = {tp: end for tp, end in targets.items() if tp not in committed or committed[tp].offset < end}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"group {group} still behind after {within_s}s on {behind}")
+            await asyncio.sleep(POLL_INTERVAL)  # polling the broker's answer, with a deadline
+    finally:
+        await admin.close()
