@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The operations tools the chart and alert tests need, installed from package registries into a cache outside
+# the repository, pinned, and idempotent (a second `ensure` only checks and returns within a second).
+#
+#   scripts/tools.sh ensure     install whatever is missing, then print the tool versions
+#   scripts/tools.sh env        print KEY=VALUE lines the tests read (bin dir, schema location, Kubernetes version)
+#   scripts/tools.sh versions   print the pinned versions
+#
+# What comes from where:
+#   helm, kubeconform   `go install` through the Go module proxy, into $RK_TOOLS_DIR/<tool>-<version>/
+#   promtool, prometheus  Debian's `prometheus` package (apt-get; the service is not started)
+#   Kubernetes schemas  the PyPI package kubernetes-validate (JSON schemas of the core types), made standalone
+#                       for kubeconform by tests/ops/schemagen.py
+#   CRD schemas         ServiceMonitor and PrometheusRule, converted from the CRDs in the prometheus-operator Go module
+#
+# Environment:
+#   RK_TOOLS_DIR   the cache (default ~/.cache/rueckkanal/tools)
+#   GO             the go binary (default: go on PATH, else /usr/local/go/bin/go)
+#   PYTHON         a Python with PyYAML (default: .venv/bin/python, else python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+HELM_VERSION=v3.22.0
+KUBECONFORM_VERSION=v0.7.0
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+# The Kubernetes API version the rendered manifests are checked against (a schema set inside kubernetes-validate).
+KUBE_VERSION=1.33.0
+# Kinds the chart renders; a kind missing here fails kubeconform with "could not find schema", never skips it.
+KUBE_KINDS="deployment-apps-v1 service-v1 configmap-v1 secret-v1 serviceaccount-v1 networkpolicy-networking-v1
+poddisruptionbudget-policy-v1 job-batch-v1"
+
+tools="${RK_TOOLS_DIR:-$HOME/.cache/rueckkanal/tools}"
+bin="$tools/bin"
+schemas="$tools/schemas/k8s-$KUBE_VERSION-kv$KUBERNETES_VALIDATE_VERSION-po$PROMETHEUS_OPERATOR_VERSION"
+
+say() { echo "tools.sh: $*" >&2; }
+
+go_bin() {
+    if [[ -n "${GO:-}" ]]; then echo "$GO"; return; fi
+    if command -v go >/dev/null; then command -v go; return; fi
+    if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
+    say "Go is needed to build helm and kubeconform (https://go.dev/dl/ or Debian's golang-go)"
+    exit 1
+}
+
+python_bin() {
+    if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"; return; fi
+    if [[ -x .venv/bin/python ]]; then echo .venv/bin/python; return; fi
+    command -v python3
+}
+
+as_root() {
+    if [[ "$(id -u)" == 0 ]]; then "$@"; return; fi
+    command -v sudo >/dev/null || { say "need root (or sudo) for: $*"; exit 1; }
+    sudo "$@"
+}
+
+# go install <module/cmd path> <version> <name>: one directory per version, so a pin change rebuilds.
+go_tool() {
+    local pkg="$1" version="$2" name="$3"
+    local dir="$tools/$name-$version"
+    if [[ ! -x "$dir/$name" ]]; then
+        say "building $name $version with go install (first time only)"
+        GOBIN="$dir" GOFLAGS=-trimpath CGO_ENABLED=0 "$(go_bin)" install "$pkg@$version"
+    fi
+    ln -sfn "$dir/$name" "$bin/$name"
+}
+
+prometheus_pkg() {
+    if [[ ! -x /usr/bin/promtool || ! -x /usr/bin/prometheus ]]; then
+        say "installing Debian's prometheus package (for promtool and the scrape test; the service is not started)"
+        # policy-rc.d 101 = "do not start services" for the length of this install, the Debian way;
+        # an existing policy is left as it is.
+        local policy=/usr/sbin/policy-rc.d own_policy=0
+        if [[ ! -e "$policy" ]]; then
+            printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+            as_root chmod +x "$policy"
+            own_policy=1
+        fi
+        local status=0
+        as_root apt-get update -qq || status=$?
+        if ((status == 0)); then
+            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus \
+                >/dev/null || status=$?
+        fi
+        if ((own_policy)); then as_root rm -f "$policy"; fi
+        ((status == 0)) || { say "apt-get install prometheus failed"; exit 1; }
+    fi
+    ln -sfn /usr/bin/promtool "$bin/promtool"
+    ln -sfn /usr/bin/prometheus "$bin/prometheus"
+}
+
+schemas() {
+    if [[ -f "$schemas/.complete" ]]; then return 0; fi
+    say "generating Kubernetes and CRD JSON schemas for kubeconform into $schemas"
+    local work py
+    work="$(mktemp -d)"
+    py="$(python_bin)"
+    "$py" -m pip download --quiet --no-deps --disable-pip-version-check -d "$work" \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    local operator
+    operator="$("$(go_bin)" mod download -json \
+        "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+        "$py" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+    rm -rf "$schemas.partial"
+    # shellcheck disable=SC2086  # the kind list is meant to split
+    "$py" tests/ops/schemagen.py \
+        --kubernetes-validate-wheel "$work"/kubernetes_validate-*.whl \
+        --kube-version "$KUBE_VERSION" \
+        --kinds $KUBE_KINDS \
+        --crd "$operator/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+        --crd "$operator/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
+        --out "$schemas.partial/v$KUBE_VERSION-standalone-strict"
+    rm -rf "$work" "$schemas"
+    mv "$schemas.partial" "$schemas"
+    touch "$schemas/.complete"
+}
+
+ensure() {
+    mkdir -p "$bin"
+    go_tool helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm
+    go_tool github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" kubeconform
+    prometheus_pkg
+    schemas
+    say "helm $("$bin/helm" version --short), kubeconform $("$bin/kubeconform" -v)," \
+        "$("$bin/promtool" --version 2>&1 | head -n1)"
+}
+
+print_env() {
+    echo "RK_TOOLS_BIN=$bin"
+    echo "RK_KUBE_VERSION=$KUBE_VERSION"
+    # kubeconform's template: {{ .ResourceKind }}{{ .KindSuffix }} is e.g. deployment-apps-v1
+    echo "RK_KUBE_SCHEMA_LOCATION=$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+}
+
+versions() {
+    echo "helm $HELM_VERSION"
+    echo "kubeconform $KUBECONFORM_VERSION"
+    echo "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION"
+    echo "kubernetes-validate $KUBERNETES_VALIDATE_VERSION (schemas of Kubernetes $KUBE_VERSION)"
+    echo "promtool/prometheus: Debian's prometheus package"
+}
+
+case "${1:-}" in
+    ensure) ensure ;;
+    env) print_env ;;
+    versions) versions ;;
+    *) echo "usage: $0 ensure|env|versions" >&2; exit 2 ;;
+esac
