@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
@@ -72,6 +72,28 @@ class LogSettings(_Section):
     level: str = "INFO"
 
 
+class IngestSettings(_Section):
+    lifecycle_policy: Literal["strict", "warn"] = Field(
+        "strict", description="strict: illegal or stale events go to the DLQ; warn: deliver them and count"
+    )
+
+
+class DeliverySettings(_Section):
+    """How the delivery stage paces itself; see streams/delivery for why each bound exists."""
+
+    window_per_partition: int = Field(2000, ge=1, description="unfinished messages per partition before pausing it")
+    max_concurrent_requests: int = Field(256, ge=1, description="portal requests in flight at once")
+    commit_interval_s: float = Field(1.0, gt=0)
+    drain_deadline_s: float = Field(20.0, gt=0, description="on SIGTERM/rebalance; below the pod's grace period")
+    retry_base_delay_s: float = Field(0.2, gt=0)
+    retry_max_delay_s: float = Field(30.0, gt=0)
+    retry_after_cap_s: float = Field(300.0, gt=0)
+    retry_budget_s: float = Field(3600.0, gt=0, description="give up on a transient failure after this age")
+    breaker_failure_threshold: int = Field(20, ge=1, description="consecutive transient failures that open it")
+    breaker_open_s: float = Field(2.0, gt=0)
+    breaker_max_open_s: float = Field(30.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything a worker needs to know, validated once at start."""
 
@@ -88,6 +110,8 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
+    ingest: IngestSettings = IngestSettings()
+    delivery: DeliverySettings = DeliverySettings()
     fachverfahren_dir: Path = PROJECT_ROOT / "config" / "fachverfahren"
     data_dir: Path = Field(
         Path("/tmp/rueckkanal"),  # noqa: S108  # local table state only; the changelog topic is the truth
