@@ -1,0 +1,59 @@
+"""The portal adapter protocol: one async method, like httpx's ``AsyncBaseTransport.handle_async_request``.
+
+The delivery stage knows nothing about HTTP, XÖV answers or tokens. It hands an :class:`OutboundMessage` to
+:meth:`PortalAdapter.send` and gets back either a :class:`Receipt` or one of exactly two errors::
+
+    send(message) ──► Receipt(duplicate=False)   the portal took it
+                  ──► Receipt(duplicate=True)    the portal already had this nachrichtenUUID: also delivered
+                  ──► TransientDeliveryError     try again later (reason + optional retry_after seconds)
+                  ──► PermanentDeliveryError     never try again (reason + the portal's Rückweisung code)
+
+Anything else escaping ``send`` is an adapter bug; the dispatcher treats it as transient so no message is lost.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One rendered XÖV message on its way out; ``vorgang_key`` is for routing and logs (hash it before logging)."""
+
+    nachrichten_uuid: str
+    vorgang_key: str
+    xml: bytes
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The portal's proof of delivery. ``portal_receipt_id`` is None when a duplicate answer carries none."""
+
+    portal_receipt_id: str | None
+    duplicate: bool
+    status_code: int
+    received_at: datetime
+
+
+class PortalAdapter(abc.ABC):
+    """A portal back channel. Implementations must raise only the two delivery errors from :meth:`send`."""
+
+    @abc.abstractmethod
+    async def send(self, message: OutboundMessage) -> Receipt:
+        """Deliver one message, idempotently by its nachrichtenUUID."""
+
+    async def aclose(self) -> None:  # noqa: B027  # optional hook: adapters without resources need not close
+        """Release connections, sessions and files; the adapter is not used afterwards."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
