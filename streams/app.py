@@ -7,13 +7,15 @@ topic names, and the CLI can build it after the settings are validated.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import faust
 
 from rueckkanal.settings import KafkaSecurity, KafkaSettings, Settings
+from streams.obs import Readiness
+from streams.web import register_web_views
 
 
 class Role(StrEnum):
@@ -39,6 +41,8 @@ class Pipeline:
     settings: Settings
     app: faust.App
     topics: Topics
+    # Stages report to this; /readyz answers from it (streams/obs.py, streams/web.py).
+    readiness: Readiness = field(default_factory=Readiness)
 
 
 def broker_urls(kafka: KafkaSettings) -> list[str]:
@@ -108,7 +112,9 @@ def create_pipeline(settings: Settings) -> Pipeline:
         dlq=_internal_topic(app, settings.topics.dlq, settings),
         receipts=_internal_topic(app, settings.topics.receipts, settings),
     )
-    return Pipeline(settings=settings, app=app, topics=topics)
+    pipeline = Pipeline(settings=settings, app=app, topics=topics)
+    register_web_views(pipeline)  # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
+    return pipeline
 
 
 def _internal_topic(app: faust.App, name: str, settings: Settings) -> faust.TopicT:

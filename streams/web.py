@@ -1,0 +1,138 @@
+"""The worker's HTTP endpoints, served by faust's own web server on ``settings.web.port``.
+
+==============  =====================================================================================
+``/metrics``    Prometheus text format of the default registry: every metric of
+                :mod:`rueckkanal.metrics` plus the client's process and platform collectors
+``/healthz``    liveness: answered by the event loop itself, so a blocked or dead loop fails it; 200 JSON
+``/readyz``     readiness: 200 when every condition of the pipeline's :class:`~streams.obs.Readiness` is
+                met, else 503 with the reasons as JSON
+==============  =====================================================================================
+
+Conditions registered here (stages add their own, see :mod:`streams.obs`):
+
+``config``            the settings were validated (a pipeline exists only then)
+``producer``          faust's Kafka producer has started and has not crashed
+``faust.partitions``  only if the app has agents (ingest): faust's consumer has joined its group, is not in
+                      the middle of a rebalance, and owns at least one active partition. A worker without
+                      partitions (more replicas than partitions) is deliberately *not* ready.
+
+faust registers a few built-in views of its own. ``/table`` serves table *contents* (our tables hold Vorgang
+state) and ``/router``, ``/``-statistics and ``/graph`` describe internals; :func:`register_web_views` turns all
+of them off, so the port serves our three paths and faust's plain ``/`` index (``{"status": "OK"}``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+import faust
+import structlog
+from faust.web import Request, Response, View
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from streams.obs import Readiness
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+log = structlog.get_logger("rueckkanal.web")
+
+METRICS_PATH = "/metrics"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+
+# faust's built-in views that expose table data or internals; off before app.web is first created.
+_FAUST_DEBUG_VIEWS = ("web_tables_enabled", "web_router_enabled", "web_stats_enabled", "web_graph_enabled")
+
+
+def register_web_views(
+    pipeline: Pipeline, readiness: Readiness | None = None, *, registry: CollectorRegistry = REGISTRY
+) -> Readiness:
+    """Add ``/metrics``, ``/healthz`` and ``/readyz`` to the pipeline's faust app; return the Readiness used.
+
+    Call once per app, before the worker starts (faust refuses new routes once its server runs). ``readiness``
+    defaults to ``pipeline.readiness``, the object the ingest and delivery stages report to.
+    """
+    app = pipeline.app
+    conditions = pipeline.readiness if readiness is None else readiness
+    _disable_faust_debug_views(app)
+    conditions.ready("config")
+    conditions.add_check("producer", lambda: _producer_problem(app))
+    _track_faust_consumer(app, conditions)
+    started = time.monotonic()
+
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+            return self.bytes(encoder(registry), headers={"Content-Type": content_type})
+
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok", "uptime_seconds": round(time.monotonic() - started, 3)})
+
+    class ReadyView(View):
+        async def get(self, request: Request) -> Response:
+            status = conditions.status()
+            return self.json(status.as_json(), status=200 if status.ready else 503)
+
+    app.page(METRICS_PATH, name="rueckkanal_metrics")(MetricsView)
+    app.page(HEALTH_PATH, name="rueckkanal_healthz")(HealthView)
+    app.page(READY_PATH, name="rueckkanal_readyz")(ReadyView)
+    return conditions
+
+
+def _disable_faust_debug_views(app: faust.App) -> None:
+    if "web" in app.__dict__:  # mode's cached_property stores the Web service in the instance dict
+        raise RuntimeError("register_web_views must run before anything touches app.web")
+    for setting in _FAUST_DEBUG_VIEWS:
+        setattr(app.conf, setting, False)
+
+
+def _producer_problem(app: faust.App) -> str | None:
+    producer: Any = app.producer
+    if producer.crashed:
+        return "Kafka producer crashed"
+    if not producer.started or producer.should_stop:
+        return "Kafka producer not started"
+    return None
+
+
+class _FaustConsumerState:
+    """faust's consumer as seen through its rebalance signals."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.joined = False
+        self.rebalancing = False
+
+    async def on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        self.joined = True
+        self.rebalancing = False
+        actives = self.active_partitions()
+        log.info("partitions assigned", stage="ingest", active_partitions=actives)
+
+    async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        self.rebalancing = True
+
+    def active_partitions(self) -> int:
+        return len(self.app.assignor.assigned_actives())
+
+    def problem(self) -> str | None:
+        if not self.app.agents:
+            return None  # nothing consumed through faust in this role (delivery reports its own consumer)
+        if not self.joined:
+            return "consumer has not joined its group yet"
+        if self.rebalancing:
+            return "consumer group is rebalancing"
+        if self.active_partitions() == 0:
+            return "no partitions assigned (more workers than partitions?)"
+        return None
+
+
+def _track_faust_consumer(app: faust.App, readiness: Readiness) -> None:
+    state = _FaustConsumerState(app)
+    app.on_partitions_assigned.connect(cast(Any, state.on_assigned))  # mode types handlers too narrowly
+    app.on_partitions_revoked.connect(cast(Any, state.on_revoked))
+    readiness.add_check("faust.partitions", state.problem)
