@@ -4,11 +4,11 @@ Every failure the pipeline can meet is one of these classes. The route is decide
 the message text: ``retriable`` (try again later, the input is fine) and ``reason`` (a stable machine code that
 goes into the ``rk.error.reason`` DLQ header, metric labels and runbooks)::
 
-    RueckkanalError                      retriable=False
+    RueckkanalError                      retriable=False; internal_error, state_corrupt (stored state unreadable)
     ├── InputRejected                    the input itself is wrong: dead letter, keep going
     │   ├── DecodeError                  malformed_json, invalid_encoding, payload_too_large,
     │   │                                xml_malformed, xml_forbidden_construct, missing_header,
-    │   │                                unsupported_content_type
+    │   │                                unsupported_content_type, unsupported_event_type
     │   ├── EventInvalid                 schema_invalid, unknown_status, unknown_source
     │   └── LifecycleRejected            illegal_transition, stale_event, duplicate_event
     ├── RenderError                      xsd_invalid: our own output broke our schema (a bug, not bad input)
@@ -37,6 +37,7 @@ class Reason(StrEnum):
     XML_FORBIDDEN_CONSTRUCT = "xml_forbidden_construct"
     MISSING_HEADER = "missing_header"
     UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
+    UNSUPPORTED_EVENT_TYPE = "unsupported_event_type"
     SCHEMA_INVALID = "schema_invalid"
     UNKNOWN_STATUS = "unknown_status"
     UNKNOWN_SOURCE = "unknown_source"
@@ -51,6 +52,7 @@ class Reason(StrEnum):
     PORTAL_CONNECTION = "portal_connection"
     PORTAL_REJECTED = "portal_rejected"
     PORTAL_CLIENT_ERROR = "portal_client_error"
+    STATE_CORRUPT = "state_corrupt"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -21,6 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from rueckkanal import __version__
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -94,6 +96,25 @@ class DeliverySettings(_Section):
     breaker_max_open_s: float = Field(30.0, gt=0)
 
 
+class BehoerdeSettings(_Section):
+    """A Behördenkennung (Präfix from the code list + Kennung) and a display name."""
+
+    praefix: str = Field(pattern=r"^[a-z]{2,8}$", description="code of the Behördenkennung-Präfix list")
+    kennung: str = Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")
+    name: str | None = Field(None, min_length=1, max_length=255)
+
+
+class XoevSettings(_Section):
+    """Who we say we are in every XÖV message, and to whom we write."""
+
+    produkt: str = Field("Rückkanal", min_length=1, max_length=128)
+    produkthersteller: str = Field("Stadt Leipzig", min_length=1, max_length=128)
+    produktversion: str = Field(__version__, min_length=1, max_length=128)
+    autor: BehoerdeSettings = BehoerdeSettings(praefix="ags", kennung="14713000", name="Stadt Leipzig")
+    leser: BehoerdeSettings = BehoerdeSettings(praefix="ozg", kennung="14-amt24", name="Amt24 Sachsen")
+    test: bool = Field(False, description="mark every message as a test message (XÖV attribute test)")
+
+
 class Settings(BaseSettings):
     """Everything a worker needs to know, validated once at start."""
 
@@ -110,6 +131,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
+    xoev: XoevSettings = XoevSettings()
     ingest: IngestSettings = IngestSettings()
     delivery: DeliverySettings = DeliverySettings()
     fachverfahren_dir: Path = PROJECT_ROOT / "config" / "fachverfahren"

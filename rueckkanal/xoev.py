@@ -1,0 +1,302 @@
+"""XAntragsstatus messages: render a status event as ``antragsstatus.statusmeldung.0100``, and the portal's answers.
+
+The renderer builds the tree with lxml directly (no templates engine, no pydantic on this path), validates the
+tree against the XSD compiled once per process, and serialises it. A message that fails the schema is a bug in
+this project, not bad input: :class:`~rueckkanal.errors.RenderError`, whose text names the rule and the element,
+never the value.
+
+Answers of the portal (Quittung 0190, Rückweisung 0191) are rendered here too, for the portal simulator, and
+parsed by :func:`parse_portal_answer` with the safe parser.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+from rueckkanal import safexml
+from rueckkanal.codelists import CodeList, CodeLists, codelists
+from rueckkanal.errors import ConfigError, EventInvalid, Reason, RenderError
+from rueckkanal.lifecycle import VorgangState
+from rueckkanal.model import StatusEvent
+from rueckkanal.settings import BehoerdeSettings, XoevSettings
+
+NAMESPACE = "urn:xoev-de:rueckkanal:standard:xantragsstatus"
+STANDARD = "XAntragsstatus"
+VERSION = "1.0"
+XSD_PATH = Path(__file__).resolve().parent.parent / "schemas" / "xoev" / "xantragsstatus-1.0.xsd"
+
+STATUSMELDUNG = "0100"
+QUITTUNG = "0190"
+RUECKWEISUNG = "0191"
+
+#: The fixed namespace of all nachrichtenUUIDs of this project (UUIDv5 needs one). Never change it: every
+#: receiver de-duplicates by these UUIDs, and a new namespace would make every replay look new.
+NACHRICHTEN_NAMESPACE = uuid.UUID("6f1c7a4e-3b2d-5e8f-9a10-4c5d6e7f8091")
+
+MAX_ANSWER_BYTES = 64 * 1024
+_NSMAP = {"xas": NAMESPACE}
+
+
+def nachrichten_uuid(source: str, event_id: str) -> str:
+    """The message UUID of an event: the same event always gets the same UUID, so a retry is recognisable."""
+    return str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{source}\n{event_id}"))
+
+
+@cache
+def xsd() -> etree.XMLSchema:
+    """The XAntragsstatus schema, compiled once per process."""
+    return etree.XMLSchema(etree.parse(str(XSD_PATH)))
+
+
+def root_tag(typ: str) -> str:
+    """The Clark name of the root element of message type ``typ`` (e.g. 0100), taken from the code list."""
+    element = codelists().nachrichtentyp.value(typ, "element")
+    if element is None:
+        raise KeyError(typ)
+    return f"{{{NAMESPACE}}}{element}"
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    nachrichten_uuid: str
+    xml: bytes
+    sequence: int
+    status: str
+
+
+@dataclass(frozen=True)
+class RenderedAnswer:
+    nachrichten_uuid: str
+    xml: bytes
+
+
+@dataclass(frozen=True)
+class Rueckweisungsgrund:
+    """One reason of a Rückweisung: a code of the Rückweisungsgrund list and an optional operator text."""
+
+    code: str
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Quittung:
+    nachrichten_uuid: str
+    bezug_uuid: str
+    quittung_id: str
+    eingangszeitpunkt: datetime
+
+
+@dataclass(frozen=True)
+class Rueckweisung:
+    nachrichten_uuid: str
+    bezug_uuid: str
+    gruende: tuple[Rueckweisungsgrund, ...]
+
+    @property
+    def gilt_als_zugestellt(self) -> bool:
+        """True if the portal already has the message (e.g. S100): the sender counts it as delivered."""
+        rueckweisungsgruende = codelists().rueckweisungsgrund
+        return any(
+            grund.code in rueckweisungsgruende
+            and rueckweisungsgruende.value(grund.code, "gilt_als_zugestellt") == "true"
+            for grund in self.gruende
+        )
+
+
+PortalAnswer = Quittung | Rueckweisung
+
+
+class MessageRenderer:
+    """Renders messages as the configured autor for the configured leser (answers go the other way)."""
+
+    def __init__(self, settings: XoevSettings, lists: CodeLists | None = None) -> None:
+        self._lists = lists or codelists()
+        self._settings = settings
+        self._schema = xsd()
+        self._root_attributes = {
+            "produkt": settings.produkt,
+            "produkthersteller": settings.produkthersteller,
+            "produktversion": settings.produktversion,
+            "standard": STANDARD,
+            "version": VERSION,
+            "test": "true" if settings.test else "false",
+        }
+        for role in (settings.autor, settings.leser):
+            if role.praefix not in self._lists.behoerdenkennung_praefix:
+                raise ConfigError(f"xoev: Behördenkennung-Präfix {role.praefix!r} is not in the code list")
+
+    def render(self, event: StatusEvent, state: VorgangState, *, created_at: datetime | None = None) -> RenderedMessage:
+        """The Statusmeldung for ``event``; ``state`` is the Vorgang state after the event (its sequence number)."""
+        message_uuid = nachrichten_uuid(event.source, event.event_id)
+        root = self.build_statusmeldung(event, state, message_uuid, created_at or datetime.now(UTC))
+        return RenderedMessage(message_uuid, self._finish(root), state.sequence, event.status)
+
+    def build_statusmeldung(
+        self, event: StatusEvent, state: VorgangState, message_uuid: str, created_at: datetime
+    ) -> etree._Element:
+        """The unvalidated tree of :meth:`render` (public for the benchmark's baseline)."""
+        root = self._head(STATUSMELDUNG, message_uuid, created_at, self._settings.leser, self._settings.autor)
+        vorgang = _sub(root, "vorgang")
+        _text(vorgang, "fachverfahren", event.source)
+        _text(vorgang, "vorgangsID", event.vorgang_id)
+        if event.aktenzeichen is not None:
+            _text(vorgang, "aktenzeichen", event.aktenzeichen)
+        _text(vorgang, "leistung", event.leistung)
+        if event.postfach_ref is not None:
+            _text(vorgang, "postfachReferenz", event.postfach_ref)
+
+        ereignis = _sub(root, "statusereignis")
+        _text(ereignis, "ereignisID", event.event_id)
+        _text(ereignis, "zeitpunkt", event.status_time.isoformat())
+        _text(ereignis, "sequenznummer", str(state.sequence))
+        _code(ereignis, "status", self._lists.antragsstatus, event.status)
+        _text(ereignis, "statusText", event.effective_status_text)
+        if event.zusatzinformation is not None:
+            _text(ereignis, "zusatzinformation", event.zusatzinformation)
+        if event.hinweistext is not None:
+            _text(ereignis, "hinweis", event.hinweistext)
+        if event.frist is not None:
+            _text(ereignis, "frist", event.frist.isoformat())
+        if event.entscheidung is not None:
+            _code(ereignis, "entscheidung", self._lists.entscheidungsart, event.entscheidung)
+        zahlung = event.zahlung
+        if zahlung is not None:
+            element = _sub(ereignis, "zahlung")
+            _text(element, "betrag", f"{zahlung.betrag:.2f}").set("waehrung", zahlung.waehrung)
+            _text(element, "verwendungszweck", zahlung.verwendungszweck)
+            if zahlung.zahlungs_url is not None:
+                _text(element, "zahlungsURL", zahlung.zahlungs_url)
+            if zahlung.faelligkeit is not None:
+                _text(element, "faelligkeit", zahlung.faelligkeit.isoformat())
+        return root
+
+    def render_quittung(
+        self, bezug_uuid: str, quittung_id: str, eingang: datetime, *, created_at: datetime | None = None
+    ) -> RenderedAnswer:
+        """The portal's receipt for message ``bezug_uuid``, as the portal (our leser) writes it to us."""
+        message_uuid = str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{QUITTUNG}\n{bezug_uuid}"))
+        root = self._answer_head(QUITTUNG, message_uuid, created_at, bezug_uuid)
+        _text(root, "quittungsID", quittung_id)
+        _text(root, "eingangszeitpunkt", _millis(eingang))
+        return RenderedAnswer(message_uuid, self._finish(root))
+
+    def render_rueckweisung(
+        self, bezug_uuid: str, gruende: Sequence[Rueckweisungsgrund], *, created_at: datetime | None = None
+    ) -> RenderedAnswer:
+        """The portal's rejection of message ``bezug_uuid`` with at least one reason."""
+        message_uuid = str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{RUECKWEISUNG}\n{bezug_uuid}"))
+        root = self._answer_head(RUECKWEISUNG, message_uuid, created_at, bezug_uuid)
+        for grund in gruende:
+            element = _sub(root, "rueckweisung")
+            _code(element, "grund", self._lists.rueckweisungsgrund, grund.code)
+            if grund.text is not None:
+                _text(element, "fehlertext", grund.text)
+        return RenderedAnswer(message_uuid, self._finish(root))
+
+    def _answer_head(self, typ: str, message_uuid: str, created_at: datetime | None, bezug_uuid: str) -> etree._Element:
+        settings = self._settings
+        root = self._head(typ, message_uuid, created_at or datetime.now(UTC), settings.autor, settings.leser)
+        _text(_sub(root, "bezug"), "nachrichtenUUID", bezug_uuid)
+        return root
+
+    def _head(
+        self, typ: str, message_uuid: str, created_at: datetime, leser: BehoerdeSettings, autor: BehoerdeSettings
+    ) -> etree._Element:
+        root = etree.Element(root_tag(typ), self._root_attributes, nsmap=_NSMAP)
+        kopf = _sub(root, "nachrichtenkopf.g2g")
+        identifikation = _sub(kopf, "identifikation.nachricht")
+        _text(identifikation, "nachrichtenUUID", message_uuid)
+        _code(identifikation, "nachrichtentyp", self._lists.nachrichtentyp, typ)
+        _text(identifikation, "erstellungszeitpunkt", _millis(created_at))
+        for tag, behoerde in (("leser", leser), ("autor", autor)):
+            element = _sub(kopf, tag)
+            kennung = _sub(element, "behoerdenkennung")
+            _code(kennung, "praefix", self._lists.behoerdenkennung_praefix, behoerde.praefix)
+            _text(kennung, "kennung", behoerde.kennung)
+            if behoerde.name is not None:
+                _text(element, "behoerdenname", behoerde.name)
+        return root
+
+    def _finish(self, root: etree._Element) -> bytes:
+        if not self._schema.validate(root):
+            raise RenderError(f"message violates the XSD: {schema_errors(self._schema)}", reason=Reason.XSD_INVALID)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def schema_errors(schema: etree.XMLSchema, limit: int = 5) -> str:
+    """The schema's last errors as rule and element path, without the offending values (personal data)."""
+    entries = list(schema.error_log)[:limit]
+    return "; ".join(f"{entry.path}: {entry.type_name}" for entry in entries)
+
+
+def parse_portal_answer(xml: bytes, *, max_bytes: int = MAX_ANSWER_BYTES) -> PortalAnswer:
+    """A portal's Quittung or Rückweisung; anything else raises an :class:`~rueckkanal.errors.InputRejected`.
+
+    Safe-parsed (no DTD, no entities, no network, size cap) and validated against the XSD before it is read.
+    """
+    root = safexml.parse(xml, max_bytes=max_bytes)
+    schema = xsd()
+    if not schema.validate(root):
+        raise EventInvalid(f"portal answer violates the XSD: {schema_errors(schema)}", reason=Reason.SCHEMA_INVALID)
+    message_uuid = root.findtext("nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID", "")
+    bezug_uuid = root.findtext("bezug/nachrichtenUUID", "")
+    if root.tag == root_tag(QUITTUNG):
+        eingang = datetime.fromisoformat(root.findtext("eingangszeitpunkt", ""))
+        return Quittung(message_uuid, bezug_uuid, root.findtext("quittungsID", ""), eingang)
+    if root.tag == root_tag(RUECKWEISUNG):
+        gruende = tuple(
+            Rueckweisungsgrund(element.findtext("grund/code", ""), element.findtext("fehlertext"))
+            for element in root.iterfind("rueckweisung")
+        )
+        return Rueckweisung(message_uuid, bezug_uuid, gruende)
+    raise EventInvalid("not a portal answer (0190 or 0191)", reason=Reason.SCHEMA_INVALID)
+
+
+def code_problems(root: etree._Element, lists: CodeLists | None = None) -> list[str]:
+    """Codes the XSD cannot check: each Code element's value must be in the code list its listURI names."""
+    by_uri = (lists or codelists()).by_uri
+    problems = []
+    for element in root.iter():
+        uri = element.get("listURI")
+        if uri is None:
+            continue
+        codelist = by_uri.get(uri)
+        code = element.findtext("code")
+        where = f"line {element.sourceline}: {etree.QName(element).localname}"
+        if codelist is None:
+            problems.append(f"{where}: unknown code list {uri}")
+        elif element.get("listVersionID") != codelist.version:
+            problems.append(f"{where}: code list version {element.get('listVersionID')} is not {codelist.version}")
+        elif code not in codelist:
+            problems.append(f"{where}: code {code} is not in {uri}")
+    return problems
+
+
+def _sub(parent: etree._Element, tag: str) -> etree._Element:
+    return etree.SubElement(parent, tag)
+
+
+def _text(parent: etree._Element, tag: str, text: str) -> etree._Element:
+    element = etree.SubElement(parent, tag)
+    element.text = text
+    return element
+
+
+def _code(parent: etree._Element, tag: str, codelist: CodeList, code: str) -> None:
+    element = etree.SubElement(parent, tag, listURI=codelist.uri, listVersionID=codelist.version)
+    _text(element, "code", code)
+    if code in codelist:
+        _text(element, "name", codelist.label(code))
+
+
+def _millis(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise RenderError("a message time needs a time zone", reason=Reason.XSD_INVALID)
+    return moment.isoformat(timespec="milliseconds")
