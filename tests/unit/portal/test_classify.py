@@ -1,0 +1,97 @@
+"""The classification table of adapters/portal/classify.py, row by row."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.portal.base import Receipt
+from adapters.portal.classify import Answer, AnswerKind, classify
+from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+DELIVERED_CODES = frozenset({"S100"})
+QUITTUNG = Answer(AnswerKind.QUITTUNG, receipt_id="Q-1")
+
+
+def run(status: int, answer: Answer | None = None, retry_after: float | None = None) -> Receipt:
+    return classify(status, answer, retry_after=retry_after, received_at=AT, delivered_codes=DELIVERED_CODES)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (408, Reason.PORTAL_TIMEOUT),
+        (425, Reason.PORTAL_UNAVAILABLE),
+        (429, Reason.PORTAL_THROTTLED),
+        (500, Reason.PORTAL_UNAVAILABLE),
+        (502, Reason.PORTAL_UNAVAILABLE),
+        (503, Reason.PORTAL_UNAVAILABLE),
+        (504, Reason.PORTAL_UNAVAILABLE),
+    ],
+)
+def test_transient_statuses_keep_retry_after(status: int, reason: Reason) -> None:
+    with pytest.raises(TransientDeliveryError) as caught:
+        run(status, retry_after=7.0)
+    assert caught.value.reason is reason
+    assert caught.value.retry_after == 7.0
+
+
+def test_transient_status_wins_over_a_body_rejection() -> None:
+    with pytest.raises(TransientDeliveryError):
+        run(503, Answer(AnswerKind.RUECKWEISUNG, code="X001"))
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+def test_2xx_without_answer_is_delivered(status: int) -> None:
+    receipt = run(status)
+    assert receipt.duplicate is False
+    assert receipt.portal_receipt_id is None
+    assert receipt.status_code == status
+
+
+def test_quittung_gives_its_receipt_id() -> None:
+    receipt = run(200, QUITTUNG)
+    assert receipt.portal_receipt_id == "Q-1"
+    assert receipt.duplicate is False
+    assert receipt.received_at == AT
+
+
+@pytest.mark.parametrize("status", [200, 400, 409, 422])
+def test_rueckweisung_s100_is_a_duplicate_delivery(status: int) -> None:
+    receipt = run(status, Answer(AnswerKind.RUECKWEISUNG, code="S100"))
+    assert receipt.duplicate is True
+
+
+def test_409_is_a_duplicate_delivery_with_or_without_body() -> None:
+    assert run(409).duplicate is True
+    assert run(409, QUITTUNG).portal_receipt_id == "Q-1"
+
+
+@pytest.mark.parametrize("status", [200, 400, 422])
+@pytest.mark.parametrize("code", ["X001", "X002", "S101"])
+def test_any_other_rueckweisung_is_permanent_with_its_code(status: int, code: str) -> None:
+    with pytest.raises(PermanentDeliveryError) as caught:
+        run(status, Answer(AnswerKind.RUECKWEISUNG, code=code))
+    assert caught.value.reason is Reason.PORTAL_REJECTED
+    assert caught.value.portal_code == code
+
+
+def test_rueckweisung_without_code_is_permanent() -> None:
+    with pytest.raises(PermanentDeliveryError) as caught:
+        run(400, Answer(AnswerKind.RUECKWEISUNG))
+    assert caught.value.portal_code is None
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 410, 413, 415, 422, 301, 302, 100])
+def test_other_statuses_are_permanent_client_errors(status: int) -> None:
+    with pytest.raises(PermanentDeliveryError) as caught:
+        run(status)
+    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+    assert caught.value.portal_code is None
+
+
+def test_error_text_names_status_and_code_only() -> None:
+    with pytest.raises(PermanentDeliveryError) as caught:
+        run(422, Answer(AnswerKind.RUECKWEISUNG, code="X002"))
+    assert "422" in caught.value.message
+    assert "X002" in caught.value.message
