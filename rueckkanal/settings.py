@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -115,6 +115,58 @@ class XoevSettings(_Section):
     test: bool = Field(False, description="mark every message as a test message (XÖV attribute test)")
 
 
+class PortalAuth(StrEnum):
+    NONE = "none"
+    OAUTH2 = "oauth2"
+    MTLS = "mtls"
+
+
+class PortalTimeouts(_Section):
+    connect_s: float = Field(5.0, gt=0, description="TCP and TLS connection set-up")
+    total_s: float = Field(30.0, gt=0, description="one whole request, connection to the last byte of the answer")
+
+
+class PortalOAuth2(_Section):
+    """OAuth2 client credentials; client authentication HTTP Basic (RFC 6749 default) or in the form body."""
+
+    token_url: HttpUrl
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scope: str | None = None
+    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    refresh_margin_s: float = Field(30.0, ge=0, description="refresh this long before the token expires")
+
+
+class PortalTls(_Section):
+    ca_bundle: Path | None = Field(None, description="PEM file of CAs to trust instead of the system store")
+    client_cert: Path | None = Field(None, description="PEM client certificate (mTLS); may contain the key")
+    client_key: Path | None = Field(None, description="PEM private key of the client certificate")
+
+
+class PortalSettings(_Section):
+    """The portal delivery talks to (adapters/portal/xoev_http.py); the default is a local ``rueckkanal portal-sim``."""
+
+    name: str = Field("portal", pattern=r"^[a-z0-9_\-]{1,40}$", description="the metric label `portal`")
+    url: HttpUrl = HttpUrl("http://127.0.0.1:8090/rueckkanal/v1/nachrichten")
+    timeouts: PortalTimeouts = PortalTimeouts()
+    auth: PortalAuth = PortalAuth.NONE
+    oauth2: PortalOAuth2 | None = None
+    tls: PortalTls = PortalTls()
+    max_connections: int = Field(100, ge=1, le=10_000, description="connection pool limit")
+    max_response_bytes: int = Field(64 * 1024, ge=1024, description="larger answers are not parsed")
+    retry_after_cap_s: float = Field(300.0, gt=0, description="upper bound for the portal's Retry-After")
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> Self:
+        if self.auth is PortalAuth.OAUTH2 and self.oauth2 is None:
+            raise ValueError("auth=oauth2 needs portal.oauth2 (token_url, client_id, client_secret)")
+        if self.auth is PortalAuth.MTLS and self.tls.client_cert is None:
+            raise ValueError("auth=mtls needs portal.tls.client_cert")
+        if self.tls.client_key is not None and self.tls.client_cert is None:
+            raise ValueError("portal.tls.client_key without portal.tls.client_cert")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a worker needs to know, validated once at start."""
 
@@ -134,6 +186,7 @@ class Settings(BaseSettings):
     xoev: XoevSettings = XoevSettings()
     ingest: IngestSettings = IngestSettings()
     delivery: DeliverySettings = DeliverySettings()
+    portal: PortalSettings = PortalSettings()
     fachverfahren_dir: Path = PROJECT_ROOT / "config" / "fachverfahren"
     data_dir: Path = Field(
         Path("/tmp/rueckkanal"),  # noqa: S108  # local table state only; the changelog topic is the truth
