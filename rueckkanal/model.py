@@ -34,10 +34,12 @@ LEISTUNG_PATTERN = r"^[0-9]{14}$"  # LeiKa/FIM Leistungsschlüssel
 LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\ufffe\uffff]+$"
 # Multi-line text: tab, line feed and carriage return allowed.
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]+$"
-# Verwendungszweck: SEPA characters (plus umlauts); a run of letters and digits is either digits only or at most
-# 14 characters long. Every IBAN starts with two letters and is at least 15 characters long, so a written-out IBAN
-# never fits; the model also refuses one written in groups of four (see _IBAN_GROUPED).
-_WORD = r"(?:[0-9]+|[A-Za-zÄÖÜäöüß0-9]{1,14})"
+# Verwendungszweck: SEPA characters plus umlauts, and no IBAN. An IBAN is one run of letters and digits of at least
+# 15 characters that starts with two letters and two digits; every other run is allowed (digits-only Kassenzeichen,
+# long compound words like "Gewerberegisterauszug"). The model also refuses an IBAN written in groups of four
+# (see _IBAN_GROUPED); the XSD cannot express that.
+_L, _D, _A = "[A-Za-zÄÖÜäöüß]", "[0-9]", "[A-Za-zÄÖÜäöüß0-9]"
+_WORD = f"(?:{_D}{_A}*|{_L}{_D}{_A}*|{_L}{_L}{_L}{_A}*|{_L}{_L}{_D}{_L}{_A}*|{_A}{{1,14}})"
 _SEP = r"[ /?:().,'+\-]"
 VERWENDUNGSZWECK_PATTERN = rf"^{_SEP}*(?:{_WORD}{_SEP}+)*{_WORD}?$"
 _IBAN_GROUPED = re.compile(r"\b[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,}")

@@ -15,6 +15,7 @@ from lxml import etree
 from rueckkanal.errors import DecodeError, Reason
 
 _FORBIDDEN_MARKERS = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
+_ENCODING_ERRORS = frozenset({etree.ErrorTypes.ERR_INVALID_ENCODING, etree.ErrorTypes.ERR_UNSUPPORTED_ENCODING})
 _local = threading.local()
 
 
@@ -49,6 +50,10 @@ def parse(data: bytes, *, max_bytes: int) -> etree._Element:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else 0
+        if exc.code in _ENCODING_ERRORS:
+            raise DecodeError(
+                f"bytes invalid in the XML's encoding (line {line})", reason=Reason.INVALID_ENCODING
+            ) from None
         raise DecodeError(f"not well-formed XML (line {line})", reason=Reason.XML_MALFORMED) from None
     except ValueError:
         raise DecodeError("not parseable as XML", reason=Reason.XML_MALFORMED) from None
