@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HELM_VERSION=v3.22.0
+HELM_KUBE_MINOR=37 # helm v3.22.0 is built on client-go v0.37 (Kubernetes 1.37)
 KUBECONFORM_VERSION=v0.7.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
@@ -56,13 +57,13 @@ as_root() {
     sudo "$@"
 }
 
-# go install <module/cmd path> <version> <name>: one directory per version, so a pin change rebuilds.
+# go install <module/cmd path> <version> <name> [ldflags]: one directory per version, so a pin change rebuilds.
 go_tool() {
-    local pkg="$1" version="$2" name="$3"
+    local pkg="$1" version="$2" name="$3" ldflags="${4:-}"
     local dir="$tools/$name-$version"
     if [[ ! -x "$dir/$name" ]]; then
         say "building $name $version with go install (first time only)"
-        GOBIN="$dir" GOFLAGS=-trimpath CGO_ENABLED=0 "$(go_bin)" install "$pkg@$version"
+        GOBIN="$dir" GOFLAGS=-trimpath CGO_ENABLED=0 "$(go_bin)" install -ldflags "$ldflags" "$pkg@$version"
     fi
     ln -sfn "$dir/$name" "$bin/$name"
 }
@@ -119,8 +120,14 @@ schemas() {
 
 ensure() {
     mkdir -p "$bin"
-    go_tool helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm
-    go_tool github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" kubeconform
+    # The flags helm's own release build sets: its version, and the Kubernetes version of its client-go
+    # (otherwise `helm template` assumes Kubernetes 1.20 and refuses the chart's kubeVersion).
+    local h=helm.sh/helm/v3
+    go_tool "$h/cmd/helm" "$HELM_VERSION" helm "-s -w -X $h/internal/version.version=$HELM_VERSION \
+        -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$HELM_KUBE_MINOR \
+        -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$HELM_KUBE_MINOR"
+    go_tool github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" kubeconform \
+        "-s -w -X main.version=$KUBECONFORM_VERSION"
     prometheus_pkg
     schemas
     say "helm $("$bin/helm" version --short), kubeconform $("$bin/kubeconform" -v)," \
