@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rueckkanal.settings import Settings
 from streams import logs
 from streams.app import Pipeline, create_pipeline
+from streams.portal_sim import portal_sim_command
 
 cli = typer.Typer(
     name="rueckkanal",
@@ -55,6 +56,9 @@ def worker() -> None:
 def show_config() -> None:
     """Print the effective settings as JSON, secrets masked."""
     typer.echo(json.dumps(load_settings().safe_dump(), indent=2, ensure_ascii=False))
+
+
+cli.command("portal-sim")(portal_sim_command)
 
 
 def load_settings() -> Settings:

@@ -6,9 +6,9 @@ HTTP status / answer body                  verdict
 408                                        transient ``portal_timeout``
 429                                        transient ``portal_throttled`` (Retry-After honoured)
 425, 5xx                                   transient ``portal_unavailable`` (Retry-After honoured)
-Rückweisung 0191, code "gilt als           delivered, ``Receipt.duplicate=True`` (S100: already
-zugestellt" in the code list               processed)
-Rückweisung 0191, any other code           permanent ``portal_rejected``, the code kept
+Rückweisung 0191 with a code that "gilt    delivered, ``Receipt.duplicate=True`` (S100: already
+als zugestellt" in the code list           processed)
+Rückweisung 0191, other codes              permanent ``portal_rejected``, the first code kept
 409 Conflict                               delivered, ``Receipt.duplicate=True``
 Quittung 0190                              delivered
 any other 2xx                              delivered (no receipt id)
@@ -21,61 +21,46 @@ wins over 409 and 2xx: a Rückweisung sent with 200 is still a Rückweisung.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from adapters.portal.base import Receipt
 from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
-
-
-class AnswerKind(StrEnum):
-    QUITTUNG = "quittung"
-    RUECKWEISUNG = "rueckweisung"
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The portal's XÖV answer, reduced to what the route depends on."""
-
-    kind: AnswerKind
-    code: str | None = None
-    receipt_id: str | None = None
-
+from rueckkanal.xoev import PortalAnswer, Quittung, Rueckweisung
 
 _TRANSIENT_4XX = {408: Reason.PORTAL_TIMEOUT, 425: Reason.PORTAL_UNAVAILABLE, 429: Reason.PORTAL_THROTTLED}
 
 
-def classify(
-    status: int,
-    answer: Answer | None,
-    *,
-    retry_after: float | None,
-    received_at: datetime,
-    delivered_codes: Collection[str],
-) -> Receipt:
-    """A :class:`Receipt`, or raise the delivery error the table above names."""
-    transient = _transient_reason(status)
+def classify(status: int, answer: PortalAnswer | None, *, retry_after: float | None, received_at: datetime) -> Receipt:
+    """A :class:`Receipt`, or raise the delivery error the table above names.
+
+    ``answer`` is the parsed body, or None when there was none or it was not a readable 0190/0191.
+    """
+    transient = transient_reason(status)
     if transient is not None:
         raise TransientDeliveryError(f"portal answered HTTP {status}", reason=transient, retry_after=retry_after)
-    if answer is not None and answer.kind is AnswerKind.RUECKWEISUNG:
-        if answer.code is not None and answer.code in delivered_codes:
-            return Receipt(answer.receipt_id, duplicate=True, status_code=status, received_at=received_at)
+    if isinstance(answer, Rueckweisung):
+        if answer.gilt_als_zugestellt:
+            return Receipt(None, duplicate=True, status_code=status, received_at=received_at)
+        code = answer.gruende[0].code if answer.gruende else None
         raise PermanentDeliveryError(
-            f"portal rejected the message (HTTP {status}, Rückweisungsgrund {answer.code or 'none'})",
+            f"portal rejected the message (HTTP {status}, Rückweisungsgrund {code or 'none'})",
             reason=Reason.PORTAL_REJECTED,
-            portal_code=answer.code,
+            portal_code=code,
         )
-    receipt_id = answer.receipt_id if answer is not None else None
+    receipt_id = answer.quittung_id if isinstance(answer, Quittung) else None
     if status == 409:
         return Receipt(receipt_id, duplicate=True, status_code=status, received_at=received_at)
-    if (answer is not None and answer.kind is AnswerKind.QUITTUNG) or 200 <= status < 300:
+    if isinstance(answer, Quittung) or 200 <= status < 300:
         return Receipt(receipt_id, duplicate=False, status_code=status, received_at=received_at)
     raise PermanentDeliveryError(f"portal answered HTTP {status}", reason=Reason.PORTAL_CLIENT_ERROR)
 
 
-def _transient_reason(status: int) -> Reason | None:
+def transient_reason(status: int) -> Reason | None:
+    """The reason code if ``status`` means "try again later", else None."""
     if status >= 500:
         return Reason.PORTAL_UNAVAILABLE
     return _TRANSIENT_4XX.get(status)
+
+
+def is_transient(status: int) -> bool:
+    return transient_reason(status) is not None

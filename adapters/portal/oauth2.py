@@ -16,27 +16,22 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote_plus
 
 import aiohttp
 from pydantic import SecretStr
 
+from adapters.portal.httpbody import read_capped
 from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
 
 DEFAULT_EXPIRES_IN_S = 60.0
-_MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class AccessToken:
     value: str
     expires_in_s: float
-
-
-class ClientAuthMethod(StrEnum):
-    BASIC = "client_secret_basic"
-    POST = "client_secret_post"
 
 
 class TokenCache:
@@ -104,27 +99,31 @@ class ClientCredentials:
         client_id: str,
         client_secret: SecretStr,
         scope: str | None = None,
-        auth_method: ClientAuthMethod = ClientAuthMethod.BASIC,
+        client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic",
+        max_bytes: int = 64 * 1024,
     ) -> None:
         self._session = session
         self._token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope
-        self._auth_method = auth_method
+        self._client_auth = client_auth
+        self._max_bytes = max_bytes
 
     async def __call__(self) -> AccessToken:
         form = {"grant_type": "client_credentials"}
         if self._scope:
             form["scope"] = self._scope
         auth = None
-        if self._auth_method is ClientAuthMethod.BASIC:
-            auth = aiohttp.BasicAuth(self._client_id, self._client_secret.get_secret_value())
+        if self._client_auth == "client_secret_basic":
+            # RFC 6749 §2.3.1: id and secret are form-urlencoded before they go into the Basic header
+            secret = quote_plus(self._client_secret.get_secret_value())
+            auth = aiohttp.BasicAuth(quote_plus(self._client_id), secret)
         else:
             form |= {"client_id": self._client_id, "client_secret": self._client_secret.get_secret_value()}
         try:
             async with self._session().post(self._token_url, data=form, auth=auth, allow_redirects=False) as response:
-                body = await response.content.read(_MAX_TOKEN_RESPONSE_BYTES + 1)
+                body = await read_capped(response, self._max_bytes)
                 status = response.status
         except TimeoutError:
             raise TransientDeliveryError("token endpoint timed out", reason=Reason.PORTAL_TIMEOUT) from None
@@ -135,7 +134,7 @@ class ClientCredentials:
         return _token_from(status, body)
 
 
-def _token_from(status: int, body: bytes) -> AccessToken:
+def _token_from(status: int, body: bytes | None) -> AccessToken:
     """Read the token response; the error text names the status and the OAuth2 error code, never the body."""
     if status >= 500 or status in (408, 429):
         raise TransientDeliveryError(f"token endpoint answered HTTP {status}", reason=Reason.PORTAL_UNAVAILABLE)
@@ -155,8 +154,8 @@ def _token_from(status: int, body: bytes) -> AccessToken:
     return AccessToken(value=value, expires_in_s=float(expires_in))
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    if len(body) > _MAX_TOKEN_RESPONSE_BYTES:
+def _json_object(body: bytes | None) -> dict[str, Any]:
+    if body is None:  # larger than the cap
         return {}
     try:
         document = json.loads(body)

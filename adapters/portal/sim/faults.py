@@ -76,12 +76,16 @@ class FaultSpec(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What to do with one request before reading it: wait, then drop it, answer ``status``, or go on."""
+    """What to do with one request before reading it: wait, then drop it, answer ``status``, or go on.
+
+    ``fault`` names the fault that fired (dropped, outage, throttled, error) for the portal's counters.
+    """
 
     delay_s: float
     drop: bool = False
     status: int | None = None
     retry_after: str | None = None
+    fault: str | None = None
 
 
 class Faults:
@@ -123,13 +127,13 @@ class Faults:
         spec = self._spec
         delay_s = self._rng.uniform(spec.latency_min_ms, spec.latency_max_ms) / 1000
         if self._hit(spec.drop_rate):
-            return Verdict(delay_s, drop=True)
+            return Verdict(delay_s, drop=True, fault="dropped")
         if spec.outage_until_cleared or self._outage_left() is not None:
-            return Verdict(delay_s, status=503, retry_after=self._retry_after())
+            return Verdict(delay_s, status=503, retry_after=self._retry_after(), fault="outage")
         if self._hit(spec.throttle_rate):
-            return Verdict(delay_s, status=429, retry_after=self._retry_after())
+            return Verdict(delay_s, status=429, retry_after=self._retry_after(), fault="throttled")
         if self._hit(spec.error_rate):
-            return Verdict(delay_s, status=spec.error_status)
+            return Verdict(delay_s, status=spec.error_status, fault="error")
         return Verdict(delay_s)
 
     def rejection(self, vorgangs_id: str) -> str | None:

@@ -75,6 +75,7 @@ class Stored:
     receipt_id: str
     duplicate: bool
     received_count: int
+    first_received_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +167,11 @@ def _record(connection: sqlite3.Connection, incoming: Incoming, now: str) -> Sto
 def _record_in_transaction(connection: sqlite3.Connection, incoming: Incoming, now: str) -> Stored:
     known = connection.execute(
         "UPDATE nachricht SET received_count = received_count + 1, last_received_at = ? "
-        "WHERE nachrichten_uuid = ? RETURNING receipt_id, received_count",
+        "WHERE nachrichten_uuid = ? RETURNING receipt_id, received_count, first_received_at",
         (now, incoming.nachrichten_uuid),
     ).fetchone()
     if known is not None:
-        return Stored(receipt_id=known[0], duplicate=True, received_count=known[1])
+        return Stored(receipt_id=known[0], duplicate=True, received_count=known[1], first_received_at=known[2])
     receipt_id = f"Q-{uuid.uuid4()}"
     connection.execute(
         f"INSERT INTO nachricht ({_NACHRICHT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",  # noqa: S608
@@ -203,7 +204,7 @@ def _record_in_transaction(connection: sqlite3.Connection, incoming: Incoming, n
             now,
         ),
     )
-    return Stored(receipt_id=receipt_id, duplicate=False, received_count=1)
+    return Stored(receipt_id=receipt_id, duplicate=False, received_count=1, first_received_at=now)
 
 
 def _select_nachrichten(connection: sqlite3.Connection, where: str, params: tuple[str, ...]) -> list[NachrichtRow]:

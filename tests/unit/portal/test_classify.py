@@ -5,16 +5,20 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.portal.base import Receipt
-from adapters.portal.classify import Answer, AnswerKind, classify
+from adapters.portal.classify import classify
 from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
+from rueckkanal.xoev import PortalAnswer, Quittung, Rueckweisung, Rueckweisungsgrund
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-DELIVERED_CODES = frozenset({"S100"})
-QUITTUNG = Answer(AnswerKind.QUITTUNG, receipt_id="Q-1")
+QUITTUNG = Quittung("a-uuid", "m-uuid", quittung_id="Q-1", eingangszeitpunkt=AT)
 
 
-def run(status: int, answer: Answer | None = None, retry_after: float | None = None) -> Receipt:
-    return classify(status, answer, retry_after=retry_after, received_at=AT, delivered_codes=DELIVERED_CODES)
+def rueckweisung(*codes: str) -> Rueckweisung:
+    return Rueckweisung("a-uuid", "m-uuid", tuple(Rueckweisungsgrund(code) for code in codes))
+
+
+def run(status: int, answer: PortalAnswer | None = None, retry_after: float | None = None) -> Receipt:
+    return classify(status, answer, retry_after=retry_after, received_at=AT)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +42,7 @@ def test_transient_statuses_keep_retry_after(status: int, reason: Reason) -> Non
 
 def test_transient_status_wins_over_a_body_rejection() -> None:
     with pytest.raises(TransientDeliveryError):
-        run(503, Answer(AnswerKind.RUECKWEISUNG, code="X001"))
+        run(503, rueckweisung("X001"))
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
@@ -58,7 +62,7 @@ def test_quittung_gives_its_receipt_id() -> None:
 
 @pytest.mark.parametrize("status", [200, 400, 409, 422])
 def test_rueckweisung_s100_is_a_duplicate_delivery(status: int) -> None:
-    receipt = run(status, Answer(AnswerKind.RUECKWEISUNG, code="S100"))
+    receipt = run(status, rueckweisung("S100"))
     assert receipt.duplicate is True
 
 
@@ -71,14 +75,21 @@ def test_409_is_a_duplicate_delivery_with_or_without_body() -> None:
 @pytest.mark.parametrize("code", ["X001", "X002", "S101"])
 def test_any_other_rueckweisung_is_permanent_with_its_code(status: int, code: str) -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
-        run(status, Answer(AnswerKind.RUECKWEISUNG, code=code))
+        run(status, rueckweisung(code))
     assert caught.value.reason is Reason.PORTAL_REJECTED
     assert caught.value.portal_code == code
 
 
+def test_first_code_is_kept_and_s100_among_others_still_counts_as_delivered() -> None:
+    with pytest.raises(PermanentDeliveryError) as caught:
+        run(422, rueckweisung("X002", "S101"))
+    assert caught.value.portal_code == "X002"
+    assert run(200, rueckweisung("X001", "S100")).duplicate is True
+
+
 def test_rueckweisung_without_code_is_permanent() -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
-        run(400, Answer(AnswerKind.RUECKWEISUNG))
+        run(400, rueckweisung())
     assert caught.value.portal_code is None
 
 
@@ -92,6 +103,6 @@ def test_other_statuses_are_permanent_client_errors(status: int) -> None:
 
 def test_error_text_names_status_and_code_only() -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
-        run(422, Answer(AnswerKind.RUECKWEISUNG, code="X002"))
+        run(422, rueckweisung("X002"))
     assert "422" in caught.value.message
     assert "X002" in caught.value.message

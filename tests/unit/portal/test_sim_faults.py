@@ -44,7 +44,7 @@ def test_timed_outage_ends_by_itself_and_reports_time_left() -> None:
     clock = FakeClock()
     faults = Faults(clock=clock)
     faults.update({"outage_seconds": 10, "retry_after_s": 4})
-    assert faults.decide() == Verdict(0.0, status=503, retry_after="4")
+    assert faults.decide() == Verdict(0.0, status=503, retry_after="4", fault="outage")
     clock.now += 6
     assert faults.view()["outage_seconds"] == 4.0
     faults.update({"error_rate": 0.0})  # changing another key keeps the running window

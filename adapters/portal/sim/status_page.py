@@ -1,0 +1,66 @@
+"""The seed of the municipal status page: ``GET /status/{vorgang}``, the timeline of one Vorgang in German.
+
+What a citizen would reach by the QR code on the receipt letter: "Antrag eingegangen → Unterlagen vollständig →
+Antrag entschieden". Steps are ordered by sequenznummer (the Fachverfahren's order), not by arrival, so a late
+message lands in its place. Everything from the messages is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from aiohttp import web
+
+from adapters.portal.sim.app import PORTAL_KEY
+from adapters.portal.sim.store import NachrichtRow
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/status/{vorgang:.+}", status_page)
+
+
+async def status_page(request: web.Request) -> web.Response:
+    vorgang_id = request.match_info["vorgang"]
+    rows = await request.app[PORTAL_KEY].store.nachrichten(vorgang_id)
+    if not rows:
+        return web.Response(
+            status=404, text=_page("Vorgang nicht gefunden", "<p>Zu dieser Nummer liegt nichts vor.</p>")
+        )
+    sections = []
+    for fachverfahren in sorted({row.fachverfahren for row in rows}):
+        steps = sorted((row for row in rows if row.fachverfahren == fachverfahren), key=lambda row: row.sequence)
+        sections.append(_timeline(fachverfahren, steps))
+    return web.Response(
+        text=_page(f"Stand Ihres Antrags {escape(vorgang_id)}", "".join(sections)), content_type="text/html"
+    )
+
+
+def _timeline(fachverfahren: str, steps: list[NachrichtRow]) -> str:
+    path = " → ".join(escape(step.status_text) for step in steps)
+    items = "".join(
+        f"<li><time datetime='{escape(step.status_time)}'>{_german_time(step.status_time)}</time> "
+        f"{escape(step.status_text)}</li>"
+        for step in steps
+    )
+    current = escape(steps[-1].status_text)
+    return (
+        f"<section><h2>{escape(fachverfahren)}</h2>"
+        f"<p>Aktueller Stand: <strong>{current}</strong></p>"
+        f"<p class='verlauf'>{path}</p><ol>{items}</ol></section>"
+    )
+
+
+def _german_time(iso: str) -> str:
+    """01.03.2026, 12:00 Uhr, in the time zone the Fachverfahren reported."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%d.%m.%Y, %H:%M Uhr")
+    except ValueError:
+        return escape(iso)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html><html lang='de'><head><meta charset='utf-8'>"
+        f"<title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+    )
