@@ -1,0 +1,121 @@
+"""What the chart renders is what rueckkanal/settings.py accepts: the config file, the secret file names, the env.
+
+The chart writes snake_case settings by hand, so a renamed or new setting could silently break a deployment; this
+test loads each rendered config exactly the way a pod does (RK_CONFIG_FILE, RK_SECRETS_DIR with the projected
+file names) and checks the values arrive.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.ops.tooling import CHART, CI_VALUES, ROOT, Tools, helm_template, manifests, of_kind, ops_tools
+
+VALUE_SETS = [pytest.param(None, id="defaults")] + [pytest.param(path, id=path.stem) for path in CI_VALUES]
+_PROBE = """
+import json
+from rueckkanal.settings import Settings
+s = Settings()
+out = {
+    "app_id": s.app_id,
+    "bootstrap": s.kafka.bootstrap,
+    "partitions": s.topics.partitions,
+    "drain": s.delivery.drain_deadline_s,
+    "sasl_password": s.kafka.sasl_password.get_secret_value() if s.kafka.sasl_password else None,
+    "fachverfahren_dir": str(s.fachverfahren_dir),
+    "data_dir": str(s.data_dir),
+}
+portal = getattr(s, "portal", None)
+if portal is not None:
+    out["portal_url"] = str(portal.url)
+    oauth2 = portal.oauth2
+    out["client_secret"] = oauth2.client_secret.get_secret_value() if oauth2 else None
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def tools() -> Tools:
+    return ops_tools()
+
+
+def _settings_read_nested_secret_files(tmp_path: Path) -> bool:
+    """Whether Settings reads ``RK_SECRETS_DIR/rk_kafka__sasl_password`` (one file per nested secret)."""
+    secrets = tmp_path / "probe-secrets"
+    secrets.mkdir()
+    (secrets / "rk_kafka__sasl_password").write_text("probe")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RK_")} | {"RK_SECRETS_DIR": str(secrets)}
+    code = (
+        "from rueckkanal.settings import Settings; p = Settings().kafka.sasl_password; "
+        "print(p and p.get_secret_value())"
+    )
+    probe = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    return probe.stdout.strip() == "probe"
+
+
+def _pod_view(docs: list[dict[str, Any]], tmp_path: Path) -> dict[str, str]:
+    """Lay out config, fachverfahren and secret files as the pod sees them; return the container env."""
+    deployment = of_kind(docs, "Deployment")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    config_maps = {doc["metadata"]["name"]: doc.get("data") or {} for doc in of_kind(docs, "ConfigMap")}
+    secrets = {doc["metadata"]["name"]: doc.get("data") or {} for doc in of_kind(docs, "Secret")}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        target = tmp_path / mount["mountPath"].lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            for name, text in config_maps[volume["configMap"]["name"]].items():
+                (target / name).write_text(text, encoding="utf-8")
+        for source in volume.get("projected", {}).get("sources", []):
+            for item in source["secret"]["items"]:
+                # a chart-made Secret carries its value; an existing one is the operator's: use a marker
+                value = secrets.get(source["secret"]["name"], {}).get(item["key"])
+                (target / item["path"]).write_text(f"secret-of-{item['path']}" if value is None else "from-chart")
+    return {
+        name: str(tmp_path / value.lstrip("/")) if value.startswith("/etc/") else value for name, value in env.items()
+    }
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None, tmp_path: Path) -> None:
+    rendered = helm_template(tools, *([values] if values else []))
+    assert rendered.returncode == 0, rendered.stderr
+    docs = manifests(rendered.stdout)
+    env = _pod_view(docs, tmp_path)
+    if "RK_SECRETS_DIR" in env and not _settings_read_nested_secret_files(tmp_path):
+        pytest.xfail(
+            "rueckkanal/settings.py ignores one-file-per-secret files for nested settings "
+            "(needs NestedSecretsSettingsSource with secrets_nested_delimiter='__'); the chart mounts them so"
+        )
+    raw = yaml.safe_load((values or CHART / "values.yaml").read_text(encoding="utf-8")) or {}
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    probe_env = {k: v for k, v in os.environ.items() if not k.startswith("RK_")} | env
+    probe = subprocess.run([sys.executable, "-c", _PROBE], env=probe_env, cwd=ROOT, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    loaded = yaml.safe_load(probe.stdout)
+
+    kafka = {**defaults["kafka"], **raw.get("kafka", {})}
+    topics = {**defaults["kafka"]["topics"], **kafka.get("topics", {})}
+    assert loaded["app_id"] == {**defaults["config"], **raw.get("config", {})}["appId"]
+    assert loaded["bootstrap"] == kafka["bootstrap"]
+    assert loaded["partitions"] == topics["partitions"]
+    assert loaded["drain"] == {**defaults["delivery"], **raw.get("delivery", {})}["drainDeadlineSeconds"]
+    assert loaded["fachverfahren_dir"] == env["RK_FACHVERFAHREN_DIR"]
+    assert loaded["data_dir"].startswith("/tmp/")
+    if kafka["securityProtocol"].startswith("SASL"):
+        assert loaded["sasl_password"] in {"from-chart", "secret-of-rk_kafka__sasl_password"}
+    portal = raw.get("portal", {})
+    if portal.get("url"):
+        assert loaded["portal_url"] == portal["url"]
+        if portal.get("auth") == "oauth2":
+            assert loaded["client_secret"] in {"from-chart", "secret-of-rk_portal__oauth2__client_secret"}
