@@ -12,6 +12,7 @@ authentication (the RFC's default) or the client id and secret in the form (``cl
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -114,15 +115,17 @@ class ClientCredentials:
         form = {"grant_type": "client_credentials"}
         if self._scope:
             form["scope"] = self._scope
-        auth = None
+        headers = {"Accept": "application/json"}
         if self._client_auth == "client_secret_basic":
             # RFC 6749 §2.3.1: id and secret are form-urlencoded before they go into the Basic header
-            secret = quote_plus(self._client_secret.get_secret_value())
-            auth = aiohttp.BasicAuth(quote_plus(self._client_id), secret)
+            pair = f"{quote_plus(self._client_id)}:{quote_plus(self._client_secret.get_secret_value())}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
         else:
             form |= {"client_id": self._client_id, "client_secret": self._client_secret.get_secret_value()}
         try:
-            async with self._session().post(self._token_url, data=form, auth=auth, allow_redirects=False) as response:
+            async with self._session().post(
+                self._token_url, data=form, headers=headers, allow_redirects=False
+            ) as response:
                 body = await read_capped(response, self._max_bytes)
                 status = response.status
         except TimeoutError:

@@ -33,6 +33,7 @@ async def test_first_arrival_is_stored_and_repeats_only_count(store: SimStore) -
     third = await store.record(incoming("u1", 1))
     assert (first.duplicate, second.duplicate, third.duplicate) == (False, True, True)
     assert second.receipt_id == first.receipt_id
+    assert second.first_received_at == first.first_received_at
     assert third.received_count == 3
     rows = await store.nachrichten("4711")
     assert len(rows) == 1

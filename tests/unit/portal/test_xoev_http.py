@@ -1,0 +1,220 @@
+"""The HTTP adapter on the wire: headers, failure classes, caps and redirects, against small aiohttp servers
+and the in-process reference portal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from adapters.portal.sim.config import SimConfig
+from adapters.portal.sim.faults import FaultSpec
+from adapters.portal.sim.server import RunningPortal, started
+from adapters.portal.xoev_http import XoevHttpPortal
+from adapters.portal.xoev_http_config import PortalHttpConfig, PortalTimeouts, PortalTls
+from rueckkanal.errors import ConfigError, PermanentDeliveryError, Reason, TransientDeliveryError
+from tests.contract.portal_contract import statusmeldung
+from tests.support.processes import free_port
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def server(handler: Handler) -> AsyncIterator[str]:
+    """A one-route HTTP server on 127.0.0.1; yields its URL."""
+    app = web.Application()
+    app.router.add_post("/in", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/in"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def adapter(url: str, **config: object) -> AsyncIterator[XoevHttpPortal]:
+    portal = XoevHttpPortal(PortalHttpConfig.model_validate({"url": url, **config}))
+    try:
+        yield portal
+    finally:
+        await portal.aclose()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RunningPortal]:
+    async with started(SimConfig(port=0)) as running:
+        yield running
+
+
+async def test_request_carries_content_type_idempotency_key_and_traceparent() -> None:
+    seen: list[web.Request] = []
+    bodies: list[bytes] = []
+
+    async def capture(request: web.Request) -> web.Response:
+        seen.append(request)
+        bodies.append(await request.read())
+        return web.Response(status=204)
+
+    message = statusmeldung(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    async with server(capture) as url, adapter(url) as portal:
+        receipt = await portal.send(message)
+    headers = seen[0].headers
+    assert headers["Content-Type"] == "application/xml"
+    assert headers["Idempotency-Key"] == message.nachrichten_uuid
+    assert headers["traceparent"] == message.traceparent
+    assert "Authorization" not in headers
+    assert bodies == [message.xml]
+    assert (receipt.status_code, receipt.duplicate, receipt.portal_receipt_id) == (204, False, None)
+
+
+async def test_no_traceparent_header_without_trace_context() -> None:
+    seen: list[web.Request] = []
+
+    async def capture(request: web.Request) -> web.Response:
+        seen.append(request)
+        return web.Response(status=200)
+
+    async with server(capture) as url, adapter(url) as portal:
+        await portal.send(statusmeldung())
+    assert "traceparent" not in seen[0].headers
+
+
+async def test_quittung_gives_receipt_id_and_the_portals_eingang(sim: RunningPortal) -> None:
+    message = statusmeldung()
+    async with adapter(sim.nachrichten_url) as portal:
+        receipt = await portal.send(message)
+    row = await sim.portal.store.nachricht(message.nachrichten_uuid)
+    assert row is not None
+    assert receipt.portal_receipt_id == row.receipt_id
+    assert receipt.received_at.isoformat(timespec="milliseconds") == row.first_received_at
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason", "retry_after"),
+    [
+        (FaultSpec(outage_until_cleared=True, retry_after_s=12), Reason.PORTAL_UNAVAILABLE, 12.0),
+        (FaultSpec(error_rate=1.0, error_status=500), Reason.PORTAL_UNAVAILABLE, None),
+        (FaultSpec(throttle_rate=1.0, retry_after_s=3), Reason.PORTAL_THROTTLED, 3.0),
+        (FaultSpec(throttle_rate=1.0, retry_after_s=9999), Reason.PORTAL_THROTTLED, 300.0),
+        (FaultSpec(drop_rate=1.0), Reason.PORTAL_CONNECTION, None),
+    ],
+)
+async def test_portal_faults_are_transient(
+    sim: RunningPortal, faults: FaultSpec, reason: Reason, retry_after: float | None
+) -> None:
+    sim.portal.faults.update(faults.model_dump())
+    message = statusmeldung()
+    async with adapter(sim.nachrichten_url) as portal:
+        with pytest.raises(TransientDeliveryError) as caught:
+            await portal.send(message)
+    assert caught.value.reason is reason
+    assert caught.value.retry_after == retry_after
+    assert await sim.portal.store.nachricht(message.nachrichten_uuid) is None
+
+
+async def test_retry_after_as_http_date_becomes_seconds(sim: RunningPortal) -> None:
+    sim.portal.faults.update({"throttle_rate": 1.0, "retry_after_s": 120, "retry_after_format": "http-date"})
+    async with adapter(sim.nachrichten_url) as portal:
+        with pytest.raises(TransientDeliveryError) as caught:
+            await portal.send(statusmeldung())
+    assert caught.value.retry_after is not None
+    assert 117 <= caught.value.retry_after <= 120  # whole seconds in the date, plus the time the call took
+
+
+async def test_slow_portal_is_a_timeout(sim: RunningPortal) -> None:
+    sim.portal.faults.update({"latency_min_ms": 1000, "latency_max_ms": 1000})
+    async with adapter(sim.nachrichten_url, timeouts=PortalTimeouts(total_s=0.2)) as portal:
+        with pytest.raises(TransientDeliveryError) as caught:
+            await portal.send(statusmeldung())
+    assert caught.value.reason is Reason.PORTAL_TIMEOUT
+
+
+async def test_nobody_listening_is_a_connection_error() -> None:
+    async with adapter(f"http://127.0.0.1:{free_port()}/in") as portal:
+        with pytest.raises(TransientDeliveryError) as caught:
+            await portal.send(statusmeldung())
+    assert caught.value.reason is Reason.PORTAL_CONNECTION
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda xml: xml.replace(b"<leistung>", b"<leistung>x"), "X001"),  # breaks the Leistungsschlüssel pattern
+        (lambda xml: xml.replace(b"<code>200</code>", b"<code>999</code>"), "X002"),  # valid shape, not in the list
+        (lambda xml: b'<!DOCTYPE x [<!ENTITY a "b">]>' + xml.split(b"?>", 1)[1], "X004"),
+        (lambda xml: xml[:-20], "X004"),  # not well-formed
+        (lambda xml: xml.replace(b"</nachrichtenkopf.g2g>", b"</nachrichtenkopf.g2g>" + b" " * 300_000), "X005"),
+    ],
+)
+async def test_messages_the_portal_cannot_take_are_permanent_with_its_code(
+    sim: RunningPortal, mutate: Callable[[bytes], bytes], code: str
+) -> None:
+    message = statusmeldung(status="200")
+    broken = type(message)(message.nachrichten_uuid, message.vorgang_key, mutate(message.xml))
+    async with adapter(sim.nachrichten_url) as portal:
+        with pytest.raises(PermanentDeliveryError) as caught:
+            await portal.send(broken)
+    assert caught.value.reason is Reason.PORTAL_REJECTED
+    assert caught.value.portal_code == code
+    assert sim.portal.counters["stored"] == 0
+
+
+async def test_redirects_are_not_followed() -> None:
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": "http://example.invalid/"})
+
+    async with server(redirect) as url, adapter(url) as portal:
+        with pytest.raises(PermanentDeliveryError) as caught:
+            await portal.send(statusmeldung())
+    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+
+
+@pytest.mark.parametrize(("status", "delivered"), [(200, True), (400, False)])
+async def test_oversized_answers_are_not_parsed_and_the_status_decides(status: int, delivered: bool) -> None:
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status)
+        await response.prepare(request)
+        for _ in range(64):
+            await response.write(b"<" + b"x" * 16 * 1024)
+        await response.write_eof()
+        return response
+
+    async with server(huge) as url, adapter(url, max_response_bytes=64 * 1024) as portal:
+        if delivered:
+            assert (await portal.send(statusmeldung())).portal_receipt_id is None
+        else:
+            with pytest.raises(PermanentDeliveryError) as caught:
+                await portal.send(statusmeldung())
+            assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+
+
+async def test_unreadable_answer_with_409_is_still_a_duplicate() -> None:
+    async def conflict(request: web.Request) -> web.Response:
+        return web.Response(status=409, text="<html>already there</html>", content_type="text/html")
+
+    async with server(conflict) as url, adapter(url) as portal:
+        receipt = await portal.send(statusmeldung())
+    assert (receipt.duplicate, receipt.portal_receipt_id) == (True, None)
+
+
+async def test_pool_limit_and_timeouts_reach_the_session() -> None:
+    timeouts = PortalTimeouts(connect_s=1.5, total_s=4.0)
+    async with adapter("http://127.0.0.1:9/in", max_connections=3, timeouts=timeouts) as portal:
+        session = portal._get_session()
+        assert session.connector is not None
+        assert session.connector.limit == 3
+        assert (session.timeout.sock_connect, session.timeout.total) == (1.5, 4.0)
+
+
+def test_unreadable_tls_files_stop_the_adapter_at_construction(tmp_path: Path) -> None:
+    config = PortalHttpConfig.model_validate(
+        {"url": "https://portal.example/in", "tls": PortalTls(ca_bundle=tmp_path / "missing.pem")}
+    )
+    with pytest.raises(ConfigError):
+        XoevHttpPortal(config)
