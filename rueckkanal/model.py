@@ -25,8 +25,9 @@ from rueckkanal.codelists import codelists
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
 
 # Character rules shared with the XSD (schemas/xoev/xantragsstatus-1.0.xsd): keep both in step.
-URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]+$"
-HTTPS_URL_PATTERN = r"^https://[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]+$"
+_URI_CHARS = r"(?:[A-Za-z0-9\-._~:/?#@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+"  # RFC 3986, "%" only as an escape
+URI_PATTERN = rf"^[A-Za-z][A-Za-z0-9+.\-]*:{_URI_CHARS}$"
+HTTPS_URL_PATTERN = rf"^https://{_URI_CHARS}$"
 PRINTABLE_PATTERN = r"^[!-~]+$"  # printable ASCII without blanks: ids and references
 VORGANG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"  # no "|": it separates source and id in the Vorgang key
 LEISTUNG_PATTERN = r"^[0-9]{14}$"  # LeiKa/FIM Leistungsschlüssel

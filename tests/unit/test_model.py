@@ -1,0 +1,126 @@
+"""The canonical event: strict types, bounded fields, business rules, errors without values, fast JSON round trip."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from rueckkanal.errors import InputRejected, Reason
+from rueckkanal.model import StatusEvent
+from tests.unit.factories import event, event_values
+
+ZAHLUNG = {"betrag": "96.00", "verwendungszweck": "Hundesteuer 2024 Kassenzeichen 5212024000123"}
+
+
+def rejection(**overrides: Any) -> InputRejected:
+    with pytest.raises(InputRejected) as caught:
+        event(**overrides)
+    return caught.value
+
+
+def test_round_trip_through_canonical_json_is_lossless() -> None:
+    original = event(
+        status="300",
+        aktenzeichen="22.3-HSt-2024/0123",
+        zahlung={**ZAHLUNG, "zahlungsUrl": "https://epayment.leipzig.de/x?kz=1", "faelligkeit": "2024-04-15"},
+        hinweistext="Zeile 1\nZeile 2",
+    )
+    assert StatusEvent.from_json_bytes(original.to_json_bytes()) == original
+    assert json.loads(original.to_json_bytes())["zahlung"]["zahlungsUrl"].startswith("https://")
+
+
+def test_vorgang_key_separates_fachverfahren_with_the_same_vorgang_id() -> None:
+    first = event(vorgangId="4711")
+    second = event(vorgangId="4711", source="urn:de:leipzig:fachverfahren:bewohnerparken")
+    assert first.vorgang_key != second.vorgang_key
+    assert first.vorgang_key == "urn:de:leipzig:fachverfahren:hundesteuer|4711"
+
+
+def test_status_text_defaults_to_the_code_list_label() -> None:
+    assert event(status="220").effective_status_text == "Unterlagen vollständig"
+    assert event(status="220", statusText="Alles da").effective_status_text == "Alles da"
+
+
+def test_unknown_status_has_its_own_reason() -> None:
+    assert rejection(status="999").reason is Reason.UNKNOWN_STATUS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"statusZeit": "2024-03-04T08:12:31"}, "statusZeit"),  # naive
+        ({"statusZeit": "1999-12-31T23:00:00Z"}, "statusZeit"),  # out of range
+        ({"statusZeit": "2024-03-04T08:12:31+14:30"}, "statusZeit"),  # beyond the XSD zone range
+        ({"status": 100}, "status"),  # strict: no number for a code
+        ({"leistung": "9910800100000"}, "leistung"),  # 13 digits
+        ({"vorgangId": "A|B"}, "vorgangId"),  # would break the Vorgang key
+        ({"statusText": "x" * 51}, "statusText"),
+        ({"zusatzinformation": "x" * 101}, "zusatzinformation"),
+        ({"statusText": "zwei\nZeilen"}, "statusText"),
+        ({"entscheidung": "99"}, "entscheidung"),
+        ({"source": "kein uri"}, "source"),
+        ({"unbekannt": 1}, "unbekannt"),
+        ({"status": "300", "zahlung": {**ZAHLUNG, "betrag": "0.00"}}, "betrag"),
+        ({"status": "300", "zahlung": {**ZAHLUNG, "betrag": "1.005"}}, "betrag"),
+        ({"status": "300", "zahlung": {**ZAHLUNG, "zahlungsUrl": "http://x.de"}}, "zahlungsUrl"),
+        ({"status": "300", "zahlung": {**ZAHLUNG, "waehrung": "eur"}}, "waehrung"),
+    ],
+)
+def test_field_violations_are_schema_invalid_and_name_the_field(overrides: dict[str, Any], field: str) -> None:
+    refused = rejection(**overrides)
+    assert refused.reason is Reason.SCHEMA_INVALID
+    assert field in refused.message
+
+
+@pytest.mark.parametrize(("status", "field"), [("210", "frist"), ("300", "zahlung"), ("400", "entscheidung")])
+def test_statuses_require_their_detail(status: str, field: str) -> None:
+    refused = rejection(status=status)
+    assert refused.reason is Reason.SCHEMA_INVALID
+    assert field in refused.message
+
+
+@pytest.mark.parametrize(
+    "zweck",
+    [
+        "Erstattung DE89370400440532013000",
+        "IBAN DE89 3704 0044 0532 0130 00",
+        "Konto: GB29NWBK60161331926819.",
+    ],
+)
+def test_verwendungszweck_never_carries_an_iban(zweck: str) -> None:
+    refused = rejection(status="300", zahlung={**ZAHLUNG, "verwendungszweck": zweck})
+    assert "verwendungszweck" in refused.message
+
+
+@pytest.mark.parametrize(
+    "zweck", ["Gewerberegisterauszug Kassenzeichen 6410240912", "Kz. 52120240001234567890", "Bewohnerparken Zone 31"]
+)
+def test_verwendungszweck_allows_long_words_and_long_numbers(zweck: str) -> None:
+    assert event(status="300", zahlung={**ZAHLUNG, "verwendungszweck": zweck}).zahlung is not None
+
+
+def test_messages_never_contain_the_values() -> None:
+    refused = rejection(aktenzeichen="Erika\u0007Mustermann", statusText="Frau Mustermann " * 5)
+    assert "Mustermann" not in refused.message
+
+
+def test_malformed_json_has_its_own_reason() -> None:
+    with pytest.raises(InputRejected) as caught:
+        StatusEvent.from_json_bytes(b'{"source": ')
+    assert caught.value.reason is Reason.MALFORMED_JSON
+
+
+def test_events_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        event().status = "200"  # type: ignore[misc]
+
+
+def test_python_values_are_validated_the_same_way() -> None:
+    valid = event()
+    values = {**event_values(), "statusZeit": valid.status_time}
+    assert StatusEvent.from_mapping(values) == valid
+    with pytest.raises(InputRejected):
+        StatusEvent.from_mapping({**values, "statusZeit": valid.status_time.replace(tzinfo=None)})

@@ -1,0 +1,209 @@
+"""The XAntragsstatus renderer, the portal answers, and the property that every accepted event renders valid."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason, RenderError
+from rueckkanal.lifecycle import VorgangState
+from rueckkanal.model import (
+    HTTPS_URL_PATTERN,
+    PRINTABLE_PATTERN,
+    URI_PATTERN,
+    VERWENDUNGSZWECK_PATTERN,
+    VORGANG_ID_PATTERN,
+    StatusEvent,
+)
+from rueckkanal.settings import XoevSettings
+from rueckkanal.xoev import (
+    NAMESPACE,
+    MessageRenderer,
+    Quittung,
+    Rueckweisung,
+    Rueckweisungsgrund,
+    code_problems,
+    nachrichten_uuid,
+    parse_portal_answer,
+    xsd,
+)
+from tests.unit.factories import FIXED_CREATED_AT, SOURCE, event
+
+RENDERER = MessageRenderer(XoevSettings())
+STATE = VorgangState(status="100", sequence=3, last_event_time=FIXED_CREATED_AT, recent_event_ids=("evt-1",))
+
+
+def test_rendered_message_is_valid_and_carries_its_identity() -> None:
+    message = RENDERER.render(event(), STATE, created_at=FIXED_CREATED_AT)
+    root = etree.fromstring(message.xml)
+    assert xsd().validate(root)
+    assert root.tag == f"{{{NAMESPACE}}}antragsstatus.statusmeldung.0100"
+    assert root.findtext(".//nachrichtenUUID") == message.nachrichten_uuid
+    assert root.findtext(".//sequenznummer") == "3" == str(message.sequence)
+    assert root.findtext(".//erstellungszeitpunkt") == "2024-07-01T12:00:00.123+00:00"
+    assert (message.status, root.findtext(".//status/code"), root.get("test")) == ("100", "100", "false")
+
+
+def test_nachrichten_uuid_is_a_uuid5_of_source_and_event_id() -> None:
+    first = nachrichten_uuid(SOURCE, "evt-1")
+    assert first == nachrichten_uuid(SOURCE, "evt-1")
+    assert uuid.UUID(first).version == 5
+    assert first != nachrichten_uuid(SOURCE, "evt-2")
+    assert first != nachrichten_uuid("urn:de:leipzig:fachverfahren:bewohnerparken", "evt-1")
+    assert RENDERER.render(event(), STATE).nachrichten_uuid == first  # the same on a re-render, any time
+
+
+def test_test_flag_and_local_creation_time_with_milliseconds() -> None:
+    renderer = MessageRenderer(XoevSettings(test=True))
+    created = datetime(2024, 7, 1, 14, 0, 0, 5000, tzinfo=timezone(timedelta(hours=2)))
+    root = etree.fromstring(renderer.render(event(), STATE, created_at=created).xml)
+    assert root.get("test") == "true"
+    assert root.findtext(".//erstellungszeitpunkt") == "2024-07-01T14:00:00.005+02:00"
+
+
+def test_schema_violation_is_a_render_error_without_the_value() -> None:
+    broken = event().model_copy(update={"leistung": "Mustermann"})  # bypasses validation, as a bug would
+    with pytest.raises(RenderError) as caught:
+        RENDERER.render(broken, STATE)
+    assert caught.value.reason is Reason.XSD_INVALID
+    assert "leistung" in caught.value.message
+    assert "Mustermann" not in caught.value.message
+
+
+def test_unknown_praefix_in_settings_is_a_config_error() -> None:
+    from rueckkanal.errors import ConfigError
+    from rueckkanal.settings import BehoerdeSettings
+
+    with pytest.raises(ConfigError):
+        MessageRenderer(XoevSettings(autor=BehoerdeSettings(praefix="xyz", kennung="1")))
+
+
+def test_quittung_round_trip() -> None:
+    eingang = datetime(2024, 7, 1, 12, 0, 1, 250000, tzinfo=UTC)
+    answer = RENDERER.render_quittung("65b99f6d-ba77-5b71-8799-b7e26912c862", "AMT24-Q-1", eingang)
+    parsed = parse_portal_answer(answer.xml)
+    assert parsed == Quittung(answer.nachrichten_uuid, "65b99f6d-ba77-5b71-8799-b7e26912c862", "AMT24-Q-1", eingang)
+    root = etree.fromstring(answer.xml)
+    assert root.findtext("nachrichtenkopf.g2g/autor/behoerdenkennung/kennung") == "14-amt24"  # the portal writes
+
+
+def test_rueckweisung_round_trip_and_already_processed() -> None:
+    bezug = nachrichten_uuid(SOURCE, "evt-1")
+    gruende = [Rueckweisungsgrund("X001", "statusText: maxLength"), Rueckweisungsgrund("X002")]
+    parsed = parse_portal_answer(RENDERER.render_rueckweisung(bezug, gruende).xml)
+    assert isinstance(parsed, Rueckweisung)
+    assert parsed.gruende == tuple(gruende)
+    assert not parsed.gilt_als_zugestellt
+    duplicate = parse_portal_answer(RENDERER.render_rueckweisung(bezug, [Rueckweisungsgrund("S100")]).xml)
+    assert isinstance(duplicate, Rueckweisung) and duplicate.gilt_als_zugestellt
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (b"not xml", Reason.XML_MALFORMED),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', Reason.XML_FORBIDDEN_CONSTRUCT),
+        (b"<x/>" + b" " * 70_000, Reason.PAYLOAD_TOO_LARGE),
+        (b"<x/>", Reason.SCHEMA_INVALID),
+    ],
+)
+def test_bad_portal_answers_are_typed_rejections(answer: bytes, reason: Reason) -> None:
+    with pytest.raises(InputRejected) as caught:
+        parse_portal_answer(answer)
+    assert caught.value.reason is reason
+
+
+def test_a_statusmeldung_is_not_a_portal_answer() -> None:
+    with pytest.raises(EventInvalid):
+        parse_portal_answer(RENDERER.render(event(), STATE).xml)
+
+
+def test_code_problems_finds_codes_the_xsd_cannot_check() -> None:
+    root = etree.fromstring(RENDERER.render(event(), STATE).xml)
+    assert code_problems(root) == []
+    code = root.find(".//status/code")
+    assert code is not None
+    code.text = "999"
+    assert [problem for problem in code_problems(root) if "999" in problem]
+
+
+def test_naive_creation_time_is_refused() -> None:
+    with pytest.raises(RenderError):
+        RENDERER.render(event(), STATE, created_at=datetime(2024, 7, 1))
+
+
+# ---------------------------------------------------------------- property: accepted ⇒ renders valid
+
+ANY_TEXT = st.text(st.characters(codec="utf-8"), min_size=0, max_size=120)
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), strategy)
+
+
+def pattern(regex: str, max_size: int) -> st.SearchStrategy[str]:
+    return st.from_regex(regex, fullmatch=True).filter(lambda text: len(text) <= max_size)
+
+
+# Built once: constructing a from_regex strategy is expensive, drawing from it is not.
+SOURCES = st.one_of(st.just(SOURCE), pattern(URI_PATTERN, 260))
+PRINTABLE_130 = pattern(PRINTABLE_PATTERN, 130)
+PRINTABLE_260 = maybe(pattern(PRINTABLE_PATTERN, 260))
+VORGANG_IDS = pattern(VORGANG_ID_PATTERN, 70)
+LEISTUNGEN = st.from_regex(r"[0-9]{14}", fullmatch=True)
+VERWENDUNGSZWECKE = st.one_of(pattern(VERWENDUNGSZWECK_PATTERN, 150), ANY_TEXT)
+URLS = maybe(pattern(HTTPS_URL_PATTERN, 2010))
+MOMENTS = st.datetimes(datetime(1995, 1, 1), datetime(2105, 1, 1), timezones=st.timezones())
+
+
+@st.composite
+def candidate_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Values near and beyond every bound; the model decides which are events."""
+    zahlung = {
+        "betrag": draw(st.decimals(Decimal("0.01"), Decimal("1e10"), places=draw(st.integers(0, 3)))),
+        "waehrung": draw(st.sampled_from(["EUR", "CHF", "eur"])),
+        "verwendungszweck": draw(VERWENDUNGSZWECKE),
+        "zahlungsUrl": draw(URLS),
+        "faelligkeit": draw(maybe(st.dates())),
+    }
+    values = {
+        "source": draw(SOURCES),
+        "eventId": draw(PRINTABLE_130),
+        "vorgangId": draw(VORGANG_IDS),
+        "leistung": draw(LEISTUNGEN),
+        "status": draw(st.sampled_from(["100", "200", "210", "300", "310", "400", "410", "420", "430"])),
+        "statusZeit": draw(MOMENTS),
+        "aktenzeichen": draw(maybe(ANY_TEXT)),
+        "frist": draw(maybe(st.dates())),
+        "entscheidung": draw(maybe(st.sampled_from(["01", "02", "03", "04"]))),
+        "zahlung": draw(maybe(st.just(zahlung))),
+        "statusText": draw(maybe(ANY_TEXT)),
+        "zusatzinformation": draw(maybe(ANY_TEXT)),
+        "hinweistext": draw(maybe(st.text(st.characters(codec="utf-8"), max_size=520))),
+        "postfachReferenz": draw(PRINTABLE_260),
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(values=candidate_events(), sequence=st.integers(1, 10**6))
+def test_every_event_the_model_accepts_renders_to_a_valid_message(values: dict[str, Any], sequence: int) -> None:
+    try:
+        accepted = StatusEvent.from_mapping(values)
+    except InputRejected:
+        assume(False)
+        return
+    state = VorgangState(accepted.status, sequence, accepted.status_time, (accepted.event_id,))
+    message = RENDERER.render(accepted, state)  # raises RenderError if the XSD disagrees
+    assert xsd().validate(etree.fromstring(message.xml))
+
+
+def test_decode_error_is_an_input_rejection() -> None:
+    assert issubclass(DecodeError, InputRejected)
