@@ -218,3 +218,43 @@ def test_unreadable_tls_files_stop_the_adapter_at_construction(tmp_path: Path) -
     )
     with pytest.raises(ConfigError):
         XoevHttpPortal(config)
+
+
+async def test_a_second_401_after_the_refresh_is_final() -> None:
+    """The request is repeated once with a fresh token, never more: a portal that refuses every token is a
+    client error, not a loop."""
+    calls = {"token": 0, "post": 0}
+
+    async def token(request: web.Request) -> web.Response:
+        calls["token"] += 1
+        return web.json_response({"access_token": f"t{calls['token']}", "token_type": "Bearer", "expires_in": 300})
+
+    async def refuse(request: web.Request) -> web.Response:
+        calls["post"] += 1
+        return web.Response(status=401)
+
+    app = web.Application()
+    app.router.add_post("/token", token)
+    app.router.add_post("/in", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    oauth2 = {"token_url": f"{base}/token", "client_id": "rk", "client_secret": "x"}
+    try:
+        async with adapter(f"{base}/in", auth="oauth2", oauth2=oauth2) as portal:
+            with pytest.raises(PermanentDeliveryError) as caught:
+                await portal.send(statusmeldung())
+    finally:
+        await runner.cleanup()
+    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+    assert calls == {"token": 2, "post": 2}
+
+
+async def test_2xx_with_an_unreadable_body_is_delivered_without_receipt_id() -> None:
+    async def garbage(request: web.Request) -> web.Response:
+        return web.Response(status=200, text="<ok/>", content_type="application/xml")
+
+    async with server(garbage) as url, adapter(url) as portal:
+        receipt = await portal.send(statusmeldung())
+    assert (receipt.duplicate, receipt.portal_receipt_id, receipt.status_code) == (False, None, 200)
