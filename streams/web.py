@@ -108,10 +108,10 @@ class _FaustConsumerState:
         self.rebalancing = False
 
     async def on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Logged before the flags flip, so that no /readyz 200 can precede this line.
+        log.info("partitions assigned", stage="ingest", active_partitions=self.active_partitions())
         self.joined = True
         self.rebalancing = False
-        actives = self.active_partitions()
-        log.info("partitions assigned", stage="ingest", active_partitions=actives)
 
     async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         self.rebalancing = True
