@@ -52,5 +52,9 @@ def read_sample(path: Path) -> Sample:
     """One sample file; a file that is not one raises :class:`ConfigError`."""
     try:
         return Sample.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError) as exc:
-        raise ConfigError(f"{path}: not a sample record: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(file)"
+        raise ConfigError(f"{path}: not a sample record: {where}: {first['msg']}") from None
