@@ -6,11 +6,8 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import faust
-import structlog
 import typer
 from lxml import etree
-from pydantic import ValidationError
 
 from adapters.inbound.config import FachverfahrenConfig, FachverfahrenConfigError, build_adapter, load_fachverfahren
 from adapters.inbound.samples import read_sample
@@ -19,8 +16,9 @@ from rueckkanal.errors import ConfigError, DecodeError, InputRejected
 from rueckkanal.lifecycle import VorgangState
 from rueckkanal.settings import Settings
 from rueckkanal.xoev import MessageRenderer, code_problems, xsd
-from streams import logs
-from streams.app import Pipeline, create_pipeline
+from streams.app import Role
+from streams.cliutil import load_settings
+from streams.dlq_tool import dlq_cli
 from streams.portal_sim import portal_sim_command
 
 cli = typer.Typer(
@@ -32,33 +30,14 @@ cli = typer.Typer(
 )
 
 
-class RueckkanalWorker(faust.Worker):
-    """faust's Worker, with one structured line when it is ready to process."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        settings = pipeline.settings
-        super().__init__(
-            pipeline.app,
-            loglevel=settings.log.level,
-            logging_config=logs.logging_config(settings.log),
-            redirect_stdouts=False,
-        )
-
-    async def on_startup_finished(self) -> None:
-        await super().on_startup_finished()
-        app = self.pipeline.app
-        structlog.get_logger("rueckkanal.worker").info(
-            "worker ready", app_id=app.conf.id, web=f"{app.conf.web_bind}:{app.conf.web_port}"
-        )
-
-
 @cli.command()
-def worker() -> None:
+def worker(
+    role: Annotated[Role, typer.Option(help="run both stages, or only ingest or only delivery")] = Role.ALL,
+) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C."""
-    logs.configure_structlog()
-    pipeline = create_pipeline(load_settings())
-    RueckkanalWorker(pipeline).execute_from_commandline()
+    from streams.worker import build_worker  # faust is heavy to import; the other commands do not need it
+
+    build_worker(load_settings(), role).execute_from_commandline()
 
 
 @cli.command("config")
@@ -68,18 +47,7 @@ def show_config() -> None:
 
 
 cli.command("portal-sim")(portal_sim_command)
-
-
-def load_settings() -> Settings:
-    """Settings, or a readable list of what is wrong with them and exit code 2."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        typer.echo("rueckkanal: invalid settings (environment RK_*, RK_CONFIG_FILE):", err=True)
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
-            typer.echo(f"  {where}: {error['msg']}", err=True)
-        raise typer.Exit(2) from None
+cli.add_typer(dlq_cli, name="dlq")
 
 
 # ---------------------------------------------------------------- the XÖV contract: render, validate, check-config

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.support.pipeline import pipeline_env
 from tests.support.processes import CliProcess, free_port
 
 
@@ -23,17 +24,9 @@ async def _group_members(bootstrap: str, group: str) -> int:
 async def test_worker_joins_group_and_exits_cleanly_on_sigterm(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    app_id = f"rk-test-{unique}"
-    worker = CliProcess(
-        ["worker"],
-        env={
-            "RK_KAFKA__BOOTSTRAP": kafka_bootstrap,
-            "RK_APP_ID": app_id,
-            "RK_TOPICS__PARTITIONS": "2",
-            "RK_WEB__PORT": str(free_port()),
-            "RK_DATA_DIR": str(tmp_path),
-        },
-    )
+    pipeline = pipeline_env(kafka_bootstrap, unique, tmp_path, partitions=2, web_port=free_port())
+    app_id = pipeline.app_id
+    worker = CliProcess(["worker"], env=pipeline.env)
     try:
         ready = worker.wait_for_event("worker ready", timeout=90)
         assert ready["app_id"] == app_id

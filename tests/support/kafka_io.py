@@ -39,12 +39,21 @@ async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> None
         await producer.stop()
 
 
+async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+
+
 async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    partitions = await partitions_of(bootstrap, topics)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        await consumer.topics()  # refreshes the cluster metadata
-        partitions = [TopicPartition(topic, p) for topic in topics for p in consumer.partitions_for_topic(topic) or ()]
         return dict(await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
@@ -53,6 +62,8 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
 async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a topic up to its end offsets now, in partition and offset order."""
     ends = {tp: end for tp, end in (await end_offsets(bootstrap, [topic])).items() if end > 0}
+    if not ends:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

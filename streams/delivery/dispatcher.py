@@ -1,0 +1,417 @@
+"""The delivery dispatcher: reads the outbox with aiokafka and hands each Vorgang's messages to the portal in order.
+
+* One queue per Vorgang key: its next message starts only after the previous one is delivered or dead-lettered.
+  Different keys run concurrently, bounded by a per-portal request limit.
+* Per partition, a window of unfinished messages; a full window pauses the partition, so memory stays bounded.
+* Commits only the highest offset below which everything is finished (see :mod:`.offsets`).
+* Transient failures retry with backoff and a budget by age; permanent ones go to the DLQ; a delivered message
+  gets a receipt record. While the circuit is open, all partitions are paused and no budget runs.
+* On revoke and on stop: stop fetching, let in-flight work finish within a deadline, commit what is done, abandon
+  the rest (the next owner delivers it again; the portal recognises the nachrichtenUUID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from adapters.portal.base import OutboundMessage, PortalAdapter, Receipt
+from rueckkanal.errors import DeliveryError, Reason, RueckkanalError, TransientDeliveryError
+from rueckkanal.metrics import CIRCUIT_STATES, Metrics
+from streams.delivery.breaker import CircuitBreaker, CircuitState
+from streams.delivery.offsets import PartitionOffsets
+from streams.delivery.retry import RetryPolicy
+from streams.dlq import Origin, dead_letter_headers
+from streams.obs import Readiness
+
+log = structlog.get_logger("rueckkanal.delivery")
+
+RECENT_UUIDS_PER_PARTITION = 20_000
+READY_CONDITION = "delivery.partitions"
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    outbox_topic: str
+    dlq_topic: str
+    receipts_topic: str
+    group_id: str
+    portal_name: str
+    window_per_partition: int = 2000
+    max_concurrent_requests: int = 256
+    commit_interval_s: float = 1.0
+    drain_deadline_s: float = 20.0
+    fetch_max_records: int = 1000
+
+
+@dataclass
+class _Item:
+    record: ConsumerRecord[bytes, bytes]
+    tp: TopicPartition
+    nachrichten_uuid: str
+    first_seen_wall: datetime = field(default_factory=lambda: datetime.now(UTC))
+    attempts: int = 0
+
+
+class _Partition:
+    def __init__(self) -> None:
+        self.offsets = PartitionOffsets()
+        self.delivered: OrderedDict[str, None] = OrderedDict()
+        self.committed: int | None = None
+
+    def remember(self, nachrichten_uuid: str) -> None:
+        self.delivered[nachrichten_uuid] = None
+        if len(self.delivered) > RECENT_UUIDS_PER_PARTITION:
+            self.delivered.popitem(last=False)
+
+
+class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        config: DispatcherConfig,
+        kafka_options: dict[str, Any],
+        portal: PortalAdapter,
+        metrics: Metrics,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
+        self.config = config
+        self.readiness = readiness or Readiness()
+        self.readiness.require(READY_CONDITION, "delivery consumer has no outbox partitions yet")
+        self.portal = portal
+        self.metrics = metrics
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker()
+        self.breaker._on_change = self._on_circuit_change
+        self._kafka_options = kafka_options
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._queues: dict[tuple[TopicPartition, bytes | None], deque[_Item]] = {}
+        self._tasks: dict[tuple[TopicPartition, bytes | None], asyncio.Task[None]] = {}
+        self._requests = asyncio.Semaphore(config.max_concurrent_requests)
+        self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._last_commit = 0.0
+        self._labels = config.portal_name
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # aiokafka clients bind to the running loop, so they are made here, not in __init__.
+        self.consumer = AIOKafkaConsumer(
+            **self._kafka_options,
+            group_id=self.config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.config.fetch_max_records,
+            isolation_level="read_committed",
+        )
+        self.producer = AIOKafkaProducer(**self._kafka_options, acks="all", enable_idempotence=True, linger_ms=5)
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe([self.config.outbox_topic], listener=self)
+        self.metrics.circuit_state.labels(self._labels).set(CIRCUIT_STATES[self.breaker.state.value])
+        self._runner = asyncio.create_task(self._run(), name="rueckkanal.delivery")
+
+    async def stop(self) -> None:
+        """Stop fetching, drain within the deadline, commit what is done, close the clients."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner
+        await self._drain(set(self._partitions))
+        await self.consumer.stop()
+        await self.producer.stop()
+        await self.portal.aclose()
+
+    # -- the fetch loop ------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._apply_flow_control()
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.config.fetch_max_records)
+            for tp, records in batch.items():
+                partition = self._partitions.get(tp)
+                if partition is None:
+                    continue  # revoked while the fetch was in flight
+                for record in records:
+                    self._accept(tp, partition, record)
+            self._update_gauges()
+            if time.monotonic() - self._last_commit >= self.config.commit_interval_s:
+                await self._commit(set(self._partitions))
+
+    def _apply_flow_control(self) -> None:
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return
+        if self.breaker.state is not CircuitState.CLOSED:
+            self.consumer.pause(*assignment)
+            return
+        full = {tp for tp in assignment if tp in self._partitions and self._is_full(tp)}
+        if full:
+            self.consumer.pause(*full)
+        self.consumer.resume(*(assignment - full))
+
+    def _is_full(self, tp: TopicPartition) -> bool:
+        return self._partitions[tp].offsets.in_flight >= self.config.window_per_partition
+
+    def _accept(self, tp: TopicPartition, partition: _Partition, record: ConsumerRecord[bytes, bytes]) -> None:
+        partition.offsets.start(record.offset)
+        uuid = _header(record, "nachrichtenUUID") or f"{tp.topic}/{tp.partition}/{record.offset}"
+        item = _Item(record=record, tp=tp, nachrichten_uuid=uuid)
+        key = (tp, record.key)
+        queue = self._queues.setdefault(key, deque())
+        queue.append(item)
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._drain_key(key))
+
+    async def _drain_key(self, key: tuple[TopicPartition, bytes | None]) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                item = queue[0]
+                await self._deliver(item)
+                queue.popleft()
+                partition = self._partitions.get(item.tp)
+                if partition is not None:
+                    partition.offsets.finish(item.record.offset)
+        finally:
+            self._queues.pop(key, None)
+            self._tasks.pop(key, None)
+
+    # -- one message ---------------------------------------------------------------------------------------
+
+    async def _deliver(self, item: _Item) -> None:
+        """Deliver or dead-letter one message; returns only when it is finished (or raises CancelledError)."""
+        partition = self._partitions.get(item.tp)
+        if partition is not None and item.nachrichten_uuid in partition.delivered:
+            self.metrics.deliveries.labels(self._labels, "duplicate").inc()
+            return
+        failing_since: float | None = None
+        open_mark = 0.0
+        while True:
+            await self._wait_for_circuit()
+            item.attempts += 1
+            try:
+                receipt = await self._attempt(item)
+            except TransientDeliveryError as error:
+                if failing_since is None:
+                    failing_since, open_mark = time.monotonic(), self.breaker.current_open_total()
+                failing_for = time.monotonic() - failing_since - self.breaker.open_time_since(open_mark)
+                if self.retry.exhausted(failing_for):
+                    await self._dead_letter(item, error)
+                    return
+                await asyncio.sleep(self.retry.delay(item.attempts, error.retry_after))
+            except DeliveryError as error:
+                await self._dead_letter(item, error)
+                return
+            else:
+                await self._delivered(item, receipt)
+                return
+
+    async def _attempt(self, item: _Item) -> Receipt:
+        message = OutboundMessage(
+            nachrichten_uuid=item.nachrichten_uuid,
+            vorgang_key=(item.record.key or b"").decode("utf-8", "replace"),
+            xml=item.record.value or b"",
+            traceparent=_header(item.record, "traceparent"),
+        )
+        started = time.perf_counter()
+        verdict_given = False
+        async with self._requests:
+            try:
+                receipt = await self.portal.send(message)
+                verdict_given = True
+            except TransientDeliveryError:
+                verdict_given = True
+                self.breaker.record_failure()
+                self.metrics.delivery_attempts.labels(self._labels, "transient").inc()
+                raise
+            except DeliveryError:
+                verdict_given = True
+                self.breaker.record_success()  # the portal is up; it refused this one message
+                self.metrics.delivery_attempts.labels(self._labels, "permanent").inc()
+                raise
+            except Exception as error:  # an adapter bug: retry like a transient failure, never lose the message
+                verdict_given = True
+                log.exception("portal adapter failed unexpectedly", portal=self._labels)
+                raise TransientDeliveryError(
+                    f"portal adapter raised {type(error).__name__}", reason=Reason.INTERNAL_ERROR
+                ) from None
+            finally:
+                if not verdict_given:
+                    self.breaker.release_probe()
+                self.metrics.delivery_duration.labels(self._labels).observe(time.perf_counter() - started)
+        self.breaker.record_success()
+        self.metrics.delivery_attempts.labels(self._labels, "success").inc()
+        return receipt
+
+    async def _wait_for_circuit(self) -> None:
+        while not self.breaker.try_acquire():
+            await self.breaker.wait_closed(max(self.breaker.seconds_until_probe(), 0.01))
+
+    async def _delivered(self, item: _Item, receipt: Receipt) -> None:
+        delivered_at = datetime.now(UTC)
+        record = item.record
+        body = {
+            "nachrichtenUUID": item.nachrichten_uuid,
+            "vorgang": (record.key or b"").decode("utf-8", "replace"),
+            "status": _header(record, "status"),
+            "sequence": _int_or_none(_header(record, "rk.sequence")),
+            "portal": self._labels,
+            "portal_receipt_id": receipt.portal_receipt_id,
+            "duplicate": receipt.duplicate,
+            "attempts": item.attempts,
+            "first_seen": item.first_seen_wall.isoformat(timespec="milliseconds"),
+            "delivered_at": delivered_at.isoformat(timespec="milliseconds"),
+        }
+        await self._produce(self.config.receipts_topic, record.key, json.dumps(body).encode(), [])
+        partition = self._partitions.get(item.tp)
+        if partition is not None:
+            partition.remember(item.nachrichten_uuid)
+        outcome = "duplicate" if receipt.duplicate else "delivered"
+        self.metrics.deliveries.labels(self._labels, outcome).inc()
+        status_time = _parse_time(_header(record, "rk.status_time"))
+        if status_time is not None:
+            latency = (delivered_at - status_time).total_seconds()
+            self.metrics.end_to_end_latency.labels(self._labels).observe(max(latency, 0.0))
+        log.debug("delivered", portal=self._labels, partition=record.partition, offset=record.offset)
+
+    async def _dead_letter(self, item: _Item, error: RueckkanalError) -> None:
+        record = item.record
+        origin = Origin(record.topic, record.partition, record.offset, record.timestamp)
+        headers = dead_letter_headers(
+            list(record.headers or ()), error, stage="delivery", origin=origin, attempts=item.attempts
+        )
+        await self._produce(self.config.dlq_topic, record.key, record.value, headers)
+        self.metrics.deliveries.labels(self._labels, "dead_lettered").inc()
+        self.metrics.dead_letters.labels("delivery", error.reason.value).inc()
+        log.warning(
+            "message dead-lettered",
+            stage="delivery",
+            portal=self._labels,
+            reason=error.reason.value,
+            portal_code=getattr(error, "portal_code", None),
+            partition=record.partition,
+            offset=record.offset,
+            attempts=item.attempts,
+        )
+
+    async def _produce(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Write a receipt or dead letter, retrying until Kafka takes it: a message is finished only when written."""
+        delay = 0.1
+        while True:
+            try:
+                await self.producer.send_and_wait(topic, value, key=key, headers=headers)
+                return
+            except KafkaError as error:
+                log.error("cannot write to Kafka, retrying", topic=topic, error=type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- commits, rebalance, drain -------------------------------------------------------------------------
+
+    async def _commit(self, tps: set[TopicPartition]) -> None:
+        self._last_commit = time.monotonic()
+        offsets = {}
+        for tp in tps:
+            partition = self._partitions.get(tp)
+            committable = partition.offsets.committable() if partition else None
+            if partition is not None and committable is not None:
+                offsets[tp] = committable
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as error:
+            log.warning("commit failed; the work is delivered again after the rebalance", error=type(error).__name__)
+            return
+        for tp, offset in offsets.items():
+            partition = self._partitions[tp]
+            partition.offsets.mark_committed(offset)
+            partition.committed = offset
+
+    async def _drain(self, tps: set[TopicPartition]) -> None:
+        """Let in-flight work of these partitions finish within the deadline, commit it, abandon the rest."""
+        tasks = [task for (tp, _), task in list(self._tasks.items()) if tp in tps]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.config.drain_deadline_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if pending:
+                log.warning("abandoned unfinished messages at the drain deadline", keys=len(pending))
+        await self._commit(tps)
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        ours = {tp for tp in revoked if tp in self._partitions}
+        if ours:
+            await self._drain(ours)
+        for tp in ours:
+            self._partitions.pop(tp, None)
+        self.metrics.assigned_partitions.labels("delivery").set(len(self._partitions))
+        if not self._partitions:
+            self.readiness.not_ready(READY_CONDITION, "delivery consumer owns no outbox partitions")
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for tp in assigned:
+            self._partitions.setdefault(tp, _Partition())
+        self.metrics.assigned_partitions.labels("delivery").set(len(self._partitions))
+        if self._partitions:
+            self.readiness.ready(READY_CONDITION)
+
+    # -- gauges --------------------------------------------------------------------------------------------
+
+    def _on_circuit_change(self, state: CircuitState) -> None:
+        self.metrics.circuit_state.labels(self._labels).set(CIRCUIT_STATES[state.value])
+        log.warning("circuit breaker changed", portal=self._labels, state=state.value)
+
+    def _update_gauges(self) -> None:
+        in_flight = sum(p.offsets.in_flight for p in self._partitions.values())
+        self.metrics.in_flight.labels(self._labels).set(in_flight)
+        oldest = min(
+            (queue[0].record.timestamp for queue in self._queues.values() if queue),
+            default=None,
+        )
+        age = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000)
+        self.metrics.oldest_undelivered_age.labels(self._labels).set(age)
+        lag = 0
+        for tp, partition in self._partitions.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - (partition.committed or 0))
+        self.metrics.consumer_lag.labels("delivery").set(lag)
+
+
+def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace") if value is not None else None
+    return None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None

@@ -1,0 +1,114 @@
+"""The worker process: one faust Worker that runs the ingest stage, the delivery stage, or both."""
+
+from __future__ import annotations
+
+import faust
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient
+
+from adapters.inbound.config import load_fachverfahren
+from adapters.portal.xoev_http import XoevHttpPortal
+from rueckkanal.errors import ConfigError
+from rueckkanal.lifecycle import Policy
+from rueckkanal.metrics import Metrics
+from rueckkanal.settings import Settings
+from rueckkanal.xoev import MessageRenderer
+from streams import logs
+from streams.app import Pipeline, Role, create_pipeline, kafka_client_options
+from streams.delivery.breaker import CircuitBreaker
+from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig
+from streams.delivery.retry import RetryPolicy
+from streams.delivery.service import DeliveryService
+from streams.ingest import IngestStage
+from streams.obs import Readiness, process_metrics
+from streams.topics import TopicSpec, ensure_topics, pipeline_topics
+
+log = structlog.get_logger("rueckkanal.worker")
+
+
+class RueckkanalWorker(faust.Worker):
+    """faust's Worker that creates the pipeline's topics first and says in one structured line when it is ready."""
+
+    def __init__(
+        self, pipeline: Pipeline, topics: list[TopicSpec], role: Role, services: list[DeliveryService]
+    ) -> None:
+        self.pipeline = pipeline
+        self.topic_specs = topics
+        self.role = role
+        settings = pipeline.settings
+        super().__init__(
+            pipeline.app,
+            *services,
+            loglevel=settings.log.level,
+            logging_config=logs.logging_config(settings.log),
+            redirect_stdouts=False,
+        )
+
+    async def on_first_start(self) -> None:
+        admin = AIOKafkaAdminClient(**kafka_client_options(self.pipeline.settings.kafka))
+        await admin.start()
+        try:
+            await ensure_topics(admin, self.topic_specs)
+        except ConfigError as error:
+            log.critical("refusing to start", reason=error.reason.value, error=error.message)
+            raise
+        finally:
+            await admin.close()
+        await super().on_first_start()
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        app = self.pipeline.app
+        web = f"{app.conf.web_bind}:{app.conf.web_port}"
+        log.info("worker ready", app_id=app.conf.id, role=self.role.value, web=web)
+
+
+def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
+    """Wire settings, Fachverfahren mappings, renderer and stages into one runnable worker."""
+    logs.configure_structlog()
+    pipeline = create_pipeline(settings)
+    metrics = process_metrics()
+    fachverfahren = load_fachverfahren(settings.fachverfahren_dir)
+    source_topics: list[str] = []
+    services: list[DeliveryService] = []
+    if role in (Role.ALL, Role.INGEST):
+        ingest = IngestStage(
+            pipeline,
+            fachverfahren,
+            MessageRenderer(settings.xoev),
+            metrics,
+            policy=Policy(settings.ingest.lifecycle_policy),
+        )
+        source_topics = ingest.source_topics
+    if role in (Role.ALL, Role.DELIVERY):
+        services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics)))
+    metrics.initialise(sources=[fv.name for fv in fachverfahren], portals=[settings.portal.name])
+    return RueckkanalWorker(pipeline, pipeline_topics(settings, source_topics), role, services)
+
+
+def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics) -> DeliveryDispatcher:
+    d = settings.delivery
+    config = DispatcherConfig(
+        outbox_topic=settings.topics.outbox,
+        dlq_topic=settings.topics.dlq,
+        receipts_topic=settings.topics.receipts,
+        group_id=f"{settings.app_id}.delivery",
+        portal_name=settings.portal.name,
+        window_per_partition=d.window_per_partition,
+        max_concurrent_requests=d.max_concurrent_requests,
+        commit_interval_s=d.commit_interval_s,
+        drain_deadline_s=d.drain_deadline_s,
+    )
+    retry = RetryPolicy(
+        base_delay_s=d.retry_base_delay_s,
+        max_delay_s=d.retry_max_delay_s,
+        retry_after_cap_s=d.retry_after_cap_s,
+        budget_s=d.retry_budget_s,
+    )
+    breaker = CircuitBreaker(
+        failure_threshold=d.breaker_failure_threshold, open_s=d.breaker_open_s, max_open_s=d.breaker_max_open_s
+    )
+    portal = XoevHttpPortal(settings.portal)
+    return DeliveryDispatcher(
+        config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness=readiness
+    )
