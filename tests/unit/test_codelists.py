@@ -57,3 +57,9 @@ def test_a_broken_list_is_a_config_error(tmp_path: Path) -> None:
     broken.write_text('<gc:CodeList xmlns:gc="http://docs.oasis-open.org/codelist/ns/genericode/1.0/"/>')
     with pytest.raises(ConfigError):
         read_genericode(broken)
+
+
+def test_the_readme_status_table_matches_the_code_list() -> None:
+    readme = (CODELIST_DIR.parent.parent.parent / "README.md").read_text(encoding="utf-8")
+    for code, row in codelists().antragsstatus.rows.items():
+        assert f"| {code} | {row['label']} |" in readme
