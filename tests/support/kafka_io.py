@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
@@ -28,13 +28,15 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -
         await admin.close()
 
 
-async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
+    """Write the records in order and return where each landed (partition, offset)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_request_size=4 * 1024 * 1024
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key, headers=headers) for key, value, headers in records]
-        for future in futures:
-            await future
+        return [await future for future in futures]
     finally:
         await producer.stop()
 

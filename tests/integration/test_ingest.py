@@ -1,0 +1,198 @@
+"""The ingest stage against the real broker: a mixed batch, re-sends, a restart and a crash.
+
+Each test runs a real ``rueckkanal worker --role ingest`` process with its own topics and consumer group, and
+waits on the broker (committed offsets), never on the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aiokafka.structs import ConsumerRecord
+
+from tests.support.events import BadCase, ValidEvent, bad_corpus, hundesteuer_events
+from tests.support.kafka_io import create_topics, end_offsets, produce, read_all, wait_until_caught_up
+from tests.support.pipeline import PipelineEnv, pipeline_env
+from tests.support.processes import CliProcess
+
+PARTITIONS = 4
+
+
+@contextmanager
+def ingest_worker(pipeline: PipelineEnv) -> Iterator[CliProcess]:
+    worker = CliProcess(["worker", "--role", "ingest"], env=pipeline.env)
+    try:
+        worker.wait_for_event("worker ready", timeout=120)
+        yield worker
+    finally:
+        worker.terminate()
+
+
+async def _setup(bootstrap: str, unique: str, tmp_path: Path) -> PipelineEnv:
+    pipeline = pipeline_env(bootstrap, unique, tmp_path, partitions=PARTITIONS)
+    await create_topics(bootstrap, pipeline.source_topics.values(), PARTITIONS)
+    return pipeline
+
+
+async def _caught_up(bootstrap: str, pipeline: PipelineEnv) -> None:
+    """Until the group has committed everything, including what the decode stage wrote while we waited."""
+    topics = [*pipeline.source_topics.values(), pipeline.events]
+    while True:
+        before = await end_offsets(bootstrap, topics)
+        await wait_until_caught_up(bootstrap, pipeline.app_id, topics)
+        if await end_offsets(bootstrap, topics) == before:
+            return
+
+
+def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
+    return dict(record.headers)[name].decode()
+
+
+def _by_vorgang(outbox: list[ConsumerRecord[bytes, bytes]]) -> dict[bytes, list[ConsumerRecord[bytes, bytes]]]:
+    grouped: dict[bytes, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
+    for record in outbox:  # read_all sorts by partition and offset: the order delivery will see
+        assert record.key is not None
+        grouped[record.key].append(record)
+    return grouped
+
+
+async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_nothing(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    pipeline = await _setup(kafka_bootstrap, unique, tmp_path)
+    valid = hundesteuer_events(unique, vorgaenge=50)
+    assert len(valid) == 1000
+    bad = bad_corpus()
+    hundesteuer = pipeline.source_topics["hundesteuer"]
+
+    with ingest_worker(pipeline):
+        landed: dict[str, tuple[BadCase, int, int]] = {}
+        chunk = len(valid) // len(bad) + 1
+        for i, case in enumerate(bad):  # interleave: some valid events, one bad one, some valid events, ...
+            await produce(kafka_bootstrap, hundesteuer, [e.record for e in valid[i * chunk : (i + 1) * chunk]])
+            [meta] = await produce(kafka_bootstrap, pipeline.source_topics[case.fachverfahren], [case.record])
+            landed[f"{meta.topic}/{meta.partition}/{meta.offset}"] = (case, meta.partition, meta.offset)
+        await produce(kafka_bootstrap, hundesteuer, [e.record for e in valid[len(bad) * chunk :]])
+        await _caught_up(kafka_bootstrap, pipeline)
+
+        outbox = await read_all(kafka_bootstrap, pipeline.outbox)
+        dlq = await read_all(kafka_bootstrap, pipeline.dlq)
+
+        _assert_outbox_is_exactly_the_valid_events_in_order(outbox, valid)
+        assert len(dlq) == len(bad)
+        for letter in dlq:
+            where = f"{_header(letter, 'rk.original.topic')}/{_header(letter, 'rk.original.partition')}/"
+            where += _header(letter, "rk.original.offset")
+            case, _, _ = landed.pop(where)
+            assert _header(letter, "rk.error.reason") == case.reason, case.id
+            assert _header(letter, "rk.error.stage") == "ingest"
+            assert letter.key == case.record[0] and letter.value == case.record[1], case.id
+            original = [(k, v) for k, v in letter.headers if not k.startswith("rk.")]
+            assert original == case.record[2], case.id
+            assert not any(case.record[1][:40] in v for _, v in letter.headers if len(case.record[1]) >= 40)
+        assert not landed, f"no dead letter for {sorted(c.id for c, _, _ in landed.values())}"
+
+        resent = random.Random(unique).sample(valid, 100)
+        await produce(kafka_bootstrap, hundesteuer, [e.record for e in resent])
+        await _caught_up(kafka_bootstrap, pipeline)
+        assert len(await read_all(kafka_bootstrap, pipeline.outbox)) == len(valid)
+        assert len(await read_all(kafka_bootstrap, pipeline.dlq)) == len(bad)
+
+
+def _assert_outbox_is_exactly_the_valid_events_in_order(
+    outbox: list[ConsumerRecord[bytes, bytes]], valid: list[ValidEvent]
+) -> None:
+    expected: dict[bytes, list[ValidEvent]] = defaultdict(list)
+    for event in valid:
+        expected[event.vorgang_key.encode()].append(event)
+    grouped = _by_vorgang(outbox)
+    assert set(grouped) == set(expected)
+    for key, records in grouped.items():
+        want = expected[key]
+        assert [_header(r, "nachrichtenUUID") for r in records] == [e.nachrichten_uuid for e in want]
+        assert [int(_header(r, "rk.sequence")) for r in records] == list(range(1, len(want) + 1))
+        assert [_header(r, "status") for r in records] == [e.status for e in want]
+        assert len({r.partition for r in records}) == 1  # one Vorgang, one outbox partition
+
+
+async def test_restart_recovers_the_lifecycle_table_from_its_changelog(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    pipeline = await _setup(kafka_bootstrap, unique, tmp_path)
+    hundesteuer = pipeline.source_topics["hundesteuer"]
+    lifecycle = hundesteuer_events(unique, vorgaenge=1)
+    through_410 = lifecycle[: lifecycle.index(next(e for e in lifecycle if e.status == "410")) + 1]
+
+    with ingest_worker(pipeline):
+        await produce(kafka_bootstrap, hundesteuer, [e.record for e in through_410])
+        await _caught_up(kafka_bootstrap, pipeline)
+
+    # A fresh process has only the changelog to know that this Vorgang is closed (410). Without it, 200 would be
+    # accepted as the first event of a new Vorgang.
+    illegal_after_410 = _with_status(through_410[-1], "200", "-late")
+    reopen = _with_status(through_410[-1], "430", "-widerspruch")
+    with ingest_worker(pipeline):
+        await produce(kafka_bootstrap, hundesteuer, [illegal_after_410, reopen])
+        await _caught_up(kafka_bootstrap, pipeline)
+
+    dlq = await read_all(kafka_bootstrap, pipeline.dlq)
+    assert [_header(r, "rk.error.reason") for r in dlq] == ["illegal_transition"]
+    assert dlq[0].value == illegal_after_410[1]
+    assert _header(dlq[0], "rk.original.topic") == hundesteuer
+    outbox = await read_all(kafka_bootstrap, pipeline.outbox)
+    assert [int(_header(r, "rk.sequence")) for r in outbox] == list(range(1, len(through_410) + 2))
+    assert _header(outbox[-1], "status") == "430"
+
+
+def _with_status(event: ValidEvent, status: str, suffix: str) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    key, value, headers = event.record
+    assert value is not None
+    body = value.replace(f'"status": "{event.status}"'.encode(), f'"status": "{status}"'.encode())
+    body = body.replace(b'"2024-03-04T08:', b'"2024-03-05T08:')  # later than every earlier event
+    new_headers = [(k, (event.event_id + suffix).encode() if k == "ce_id" else v) for k, v in headers]
+    return key, body, new_headers
+
+
+async def test_sigkill_mid_run_loses_nothing_and_duplicates_are_counted(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    pipeline = await _setup(kafka_bootstrap, unique, tmp_path)
+    hundesteuer = pipeline.source_topics["hundesteuer"]
+    valid = hundesteuer_events(unique, vorgaenge=500)  # 10,000 events
+    assert len(valid) == 10_000
+
+    first = CliProcess(["worker", "--role", "ingest"], env=pipeline.env)
+    try:
+        first.wait_for_event("worker ready", timeout=120)
+        await produce(kafka_bootstrap, hundesteuer, [e.record for e in valid])
+        await _wait_for_outbox(kafka_bootstrap, pipeline.outbox, at_least=2_000)
+    finally:
+        first.kill()  # SIGKILL: no drain, no commit, no goodbye
+    with ingest_worker(pipeline):
+        await _caught_up(kafka_bootstrap, pipeline)
+    outbox = await read_all(kafka_bootstrap, pipeline.outbox)
+
+    uuids = Counter(_header(r, "nachrichtenUUID") for r in outbox)
+    missing = {e.nachrichten_uuid for e in valid} - set(uuids)
+    assert not missing, f"{len(missing)} nachrichtenUUIDs never reached the outbox"
+    duplicates = sum(n - 1 for n in uuids.values())
+    print(f"\ncrash test: {len(outbox)} outbox records for {len(valid)} events, {duplicates} duplicates")
+    assert not await read_all(kafka_bootstrap, pipeline.dlq)
+    for key, records in _by_vorgang(outbox).items():
+        first_seen: dict[str, int] = {}
+        for r in records:
+            first_seen.setdefault(_header(r, "nachrichtenUUID"), int(_header(r, "rk.sequence")))
+        assert sorted(first_seen.values()) == list(first_seen.values()), key  # never out of order
+
+
+async def _wait_for_outbox(bootstrap: str, topic: str, at_least: int) -> None:
+    for _ in range(600):
+        if sum((await end_offsets(bootstrap, [topic])).values()) >= at_least:
+            return
+        await asyncio.sleep(0.1)  # polling the broker's end offsets, bounded
+    raise TimeoutError(f"{topic} never reached {at_least} records")
