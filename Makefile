@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo kafka-start kafka-stop kafka-status venv clean
+.PHONY: test lint typecheck unit demo kafka-start kafka-stop kafka-status venv clean tools
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+tools:
+	bash scripts/tools.sh ensure
 
 kafka-start:
 	bash scripts/kafka.sh start

@@ -11,6 +11,8 @@ echo "== ruff"
 "$bin/ruff" format --check .
 echo "== mypy"
 "$bin/mypy"
+echo "== ops tools (helm, kubeconform, promtool: pinned, cached in ~/.cache/rueckkanal/tools)"
+bash scripts/tools.sh ensure
 
 if [[ -z "${RK_KAFKA__BOOTSTRAP:-}" ]]; then
     export RK_KAFKA_PORT="${RK_TEST_KAFKA_PORT:-19192}"
