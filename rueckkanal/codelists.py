@@ -101,6 +101,3 @@ def load_codelists(directory: Path = CODELIST_DIR) -> CodeLists:
 def codelists() -> CodeLists:
     """The shipped lists, read on first use and kept for the life of the process."""
     return load_codelists()
-
-
-__all__ = ["CODELIST_DIR", "CodeList", "CodeLists", "codelists", "load_codelists", "read_genericode"]
