@@ -1,0 +1,332 @@
+"""Ingest throughput on one worker, against a no-op faust pass-through over the same input in the same run.
+
+    .venv/bin/python bench/ingest.py [--events 20000] [--partitions 12] [--rounds 1] [--profile]
+
+Per round: fresh topics; N legal Hundesteuer CloudEvents (N/20 Vorgänge, 20-step lifecycles, interleaved) are
+produced into the source topic before anything consumes it. Then, one after the other:
+
+* **no-op**: a minimal faust app (this file, ``_noop-agent``; own group) reads that source topic in
+  ``stream.take_events`` batches like the ingest agents and writes each record unchanged to a sink topic, the
+  produces of a batch awaited before the next batch;
+* **ingest**: a real ``rueckkanal worker --role ingest`` (own group) decodes, checks the lifecycle, renders and
+  validates, and writes the outbox.
+
+Each rate is measured from the first record seen on the output topic until it holds all N (end offsets polled
+every 100 ms), so process start, group join and table recovery are left out. ``--profile`` adds one more ingest
+run under cProfile and prints where the time goes. Results go into docs/benchmarks.md by hand, with the date, the
+machine and what else was running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    Child,
+    Progress,
+    TopicCounter,
+    bootstrap_address,
+    busy_processes,
+    cli_child,
+    create_topics,
+    delete_topics_containing,
+    follow,
+    load_average,
+    machine_description,
+    markdown_table,
+    per_s,
+    unique,
+    worker_env,
+)
+from tests.support.events import hundesteuer_events
+from tests.support.kafka_io import produce
+from tests.support.pipeline import PipelineEnv, pipeline_env
+
+SELF = Path(__file__).resolve()
+GOAL_RATE = 4_000.0
+GOAL_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class Round:
+    bootstrap: str
+    marker: str
+    events: int
+    partitions: int
+    pipeline: PipelineEnv
+    source: str
+    workdir: Path
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    progress: Progress
+    startup_s: float  # process start until the first output record
+
+    @property
+    def rate(self) -> float:
+        return self.progress.rate
+
+
+# -- one round -------------------------------------------------------------------------------------------------
+
+
+async def prepare(bootstrap: str, events: int, partitions: int, workdir: Path) -> Round:
+    marker = unique("bench-ingest")
+    pipeline = pipeline_env(bootstrap, marker, workdir, partitions=partitions)
+    p = pipeline
+    await create_topics(
+        bootstrap, [*p.source_topics.values(), p.events, p.outbox, p.dlq, p.receipts, _sink(marker)], partitions
+    )
+    source = p.source_topics["hundesteuer"]
+    records = [e.record for e in hundesteuer_events(marker, vorgaenge=max(1, events // 20))][:events]
+    started = time.monotonic()
+    await produce(bootstrap, source, records)
+    print(f"  produced {len(records):,} source events in {time.monotonic() - started:.1f}s ({marker})")
+    return Round(bootstrap, marker, len(records), partitions, pipeline, source, workdir)
+
+
+def _sink(marker: str) -> str:
+    return f"bench.{marker}.noop-sink"
+
+
+async def measure(r: Round, name: str, child: Child, output: str, limit_s: float) -> Result:
+    launched = time.monotonic()
+    try:
+        async with TopicCounter(r.bootstrap, output, r.partitions) as counter:
+            progress = await follow(counter, Progress(r.events), limit_s, [child])
+    finally:
+        child.stop()
+    first = next((t for t, c in progress.samples if c > 0), launched)
+    result = Result(name, progress, first - launched)
+    state = "" if progress.done else f"  (TIMEOUT after {limit_s:.0f}s at {progress.count:,})"
+    print(f"  {name:<8} {per_s(result.rate):>8} events/s over {progress.seconds:.1f}s{state}")
+    return result
+
+
+async def run_noop(r: Round, limit_s: float) -> Result:
+    config = {
+        "bootstrap": r.bootstrap,
+        "app_id": f"{r.marker}-noop",
+        "source": r.source,
+        "sink": _sink(r.marker),
+        "partitions": r.partitions,
+        "datadir": str(r.workdir / "noop-data"),
+    }
+    child = Child([sys.executable, str(SELF), "_noop-agent", json.dumps(config)], {}, "no-op")
+    return await measure(r, "no-op", child, _sink(r.marker), limit_s)
+
+
+async def run_ingest(r: Round, limit_s: float, cprofile: Path | None = None, suffix: str = "") -> Result:
+    env = {
+        **r.pipeline.env,
+        **worker_env(r.bootstrap, r.pipeline.app_id + suffix, r.workdir / f"data{suffix}", r.partitions),
+    }
+    outbox = r.pipeline.outbox
+    if suffix:  # a second ingest run over the same source topic needs its own output topics
+        for name in ("EVENTS", "OUTBOX", "DLQ", "RECEIPTS"):
+            env[f"RK_TOPICS__{name}"] = env[f"RK_TOPICS__{name}"] + suffix
+        outbox = env["RK_TOPICS__OUTBOX"]
+        await create_topics(
+            r.bootstrap, [env[f"RK_TOPICS__{n}"] for n in ("EVENTS", "OUTBOX", "DLQ", "RECEIPTS")], r.partitions
+        )
+    child = cli_child(["worker", "--role", "ingest"], env, "ingest worker", cprofile=cprofile)
+    return await measure(r, "ingest", child, outbox, limit_s)
+
+
+async def dlq_count(r: Round) -> int:
+    async with TopicCounter(r.bootstrap, r.pipeline.dlq, r.partitions) as counter:
+        return await counter()
+
+
+# -- the no-op faust app (child process) -----------------------------------------------------------------------
+
+
+def noop_agent_main(config: dict[str, str | int]) -> None:
+    """A faust app that copies the source topic to the sink, batched and awaited exactly like the ingest agents."""
+    from typing import Any, cast
+
+    import faust
+
+    from streams.ingest import BATCH_SIZE, BATCH_WITHIN_SECONDS
+
+    app = faust.App(
+        str(config["app_id"]),
+        broker=f"kafka://{config['bootstrap']}",
+        autodiscover=False,
+        store="memory://",
+        datadir=str(config["datadir"]),
+        topic_partitions=int(config["partitions"]),
+        producer_acks=-1,
+        web_enabled=False,
+    )
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(str(config["source"]), **raw)
+    sink = app.topic(str(config["sink"]), **raw)
+
+    async def passthrough(stream: faust.StreamT[bytes]) -> None:
+        concrete = cast(faust.Stream[bytes], stream)
+        async for batch in concrete.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
+            writes = []
+            for event in batch:
+                message = event.message
+                writes.append(
+                    await sink.send(key=message.key, value=message.value, headers=list(message.headers or ()))
+                )
+            for write in writes:
+                await write
+
+    app.agent(source, name="bench.noop")(passthrough)
+    faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
+
+
+# -- profile ---------------------------------------------------------------------------------------------------
+
+# Where a function's own time is counted: first matching marker in its file name or function name.
+CATEGORIES = (
+    ("idle: waiting in select/epoll", ("select' of 'select.epoll", "method 'poll' of 'select")),
+    ("lxml: XSD validate", ("lxml.etree.XMLSchema",)),
+    ("lxml: build tree + serialise", ("lxml", "rueckkanal/xoev.py")),
+    ("pydantic (validate/dump, incl. decode)", ("pydantic",)),
+    ("aiokafka (fetch, record batches, produce)", ("aiokafka", "kafka/")),
+    ("faust + mode (streams, acks, tables)", ("/faust/", "/mode/", "venusian", "croniter")),
+    ("asyncio event loop", ("asyncio", "_asyncio", "_contextvars")),
+    ("prometheus metrics", ("prometheus_client",)),
+    ("our code: rueckkanal/adapters/streams", ("/rueckkanal/", "/adapters/", "/streams/")),
+    ("json/structlog/logging", ("json", "structlog", "logging")),
+)
+
+
+def categorise(stats: pstats.Stats) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{filename}:{function}"
+        label = next((name for name, marks in CATEGORIES if any(m in where for m in marks)), "other (stdlib, C calls)")
+        totals[label] += tottime
+    return dict(totals)
+
+
+KEY_FUNCTIONS = (
+    "_decode_batch",
+    "_decode_one",
+    "_lifecycle_batch",
+    "_lifecycle_one",
+    "decode",
+    "model_validate_json",
+    "model_dump_json",
+    "render",
+    "advance",
+    "_all_acknowledged",
+    "__setitem__",
+    "send",
+    "_outbox_headers",
+)
+
+
+def report_profile(path: Path, events: int) -> None:
+    stats = pstats.Stats(str(path))
+    totals = categorise(stats)
+    idle = totals.pop("idle: waiting in select/epoll", 0.0)
+    busy = sum(totals.values())
+    print(f"\ncProfile of the ingest worker ({path}): {busy:.1f}s busy, {idle:.1f}s idle in select")
+    print(f"  busy time per event: {busy / events * 1e6:.0f} µs (cProfile inflates Python call overhead)")
+    for label, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<45} {seconds:7.2f}s  {seconds / busy:6.1%}")
+    print("  cumulative time of the stage's own steps:")
+    for (filename, _line, function), (_cc, nc, _tt, cumtime, _c) in sorted(
+        stats.stats.items(),  # type: ignore[attr-defined]
+        key=lambda kv: -kv[1][3],
+    ):
+        ours = any(part in filename for part in ("/streams/ingest", "/rueckkanal/", "/adapters/inbound/"))
+        if (ours or "pydantic" in filename) and function in KEY_FUNCTIONS and cumtime > 0.05 * busy / 10:
+            short = "/".join(Path(filename).parts[-2:])
+            print(f"    {short + ':' + function:<55} {cumtime:7.2f}s  {cumtime / busy:6.1%}  calls {nc:,}")
+    print("  top 20 functions by own time:")
+    stats.sort_stats("tottime").print_stats(20)
+
+
+# -- main ------------------------------------------------------------------------------------------------------
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    bootstrap = bootstrap_address()
+    print(machine_description())
+    print(f"busy before the run: {', '.join(busy_processes()) or 'nothing'}")
+    results: list[tuple[Result, Result, int]] = []
+    with tempfile.TemporaryDirectory(prefix="rk-bench-ingest-") as tmp:
+        for n in range(args.rounds):
+            print(f"round {n + 1}/{args.rounds}:")
+            r = await prepare(bootstrap, args.events, args.partitions, Path(tmp) / f"round{n}")
+            try:
+                noop = await run_noop(r, args.timeout)
+                ingest = await run_ingest(r, args.timeout)
+                results.append((noop, ingest, await dlq_count(r)))
+                if args.profile and n == args.rounds - 1:
+                    prof = Path(tmp) / "ingest.prof"
+                    profiled = await run_ingest(r, args.timeout, cprofile=prof, suffix=".prof")
+                    print(f"  (under cProfile: {per_s(profiled.rate)} events/s)")
+                    keep = Path(tempfile.gettempdir()) / f"{r.marker}-ingest.prof"
+                    keep.write_bytes(prof.read_bytes())
+                    report_profile(keep, r.events)
+            finally:
+                if not args.keep_topics:
+                    await delete_topics_containing(bootstrap, r.marker)
+    print(f"load average after the run: {load_average()}")
+    summarise(results, args)
+
+
+def summarise(results: list[tuple[Result, Result, int]], args: argparse.Namespace) -> None:
+    rows = []
+    for i, (noop, ingest, dlq) in enumerate(results, 1):
+        ratio = ingest.rate / noop.rate if noop.rate else 0.0
+        rows.append(
+            [str(i), per_s(noop.rate), per_s(ingest.rate), f"{ratio:.2f}", f"{ingest.startup_s:.1f}s", str(dlq)]
+        )
+    header = [
+        "round",
+        "no-op faust pass-through, events/s",
+        "ingest, events/s",
+        "ingest / no-op",
+        "ingest start",
+        "DLQ",
+    ]
+    print()
+    print(f"{args.events:,} events, {args.partitions} partitions, one worker process each")
+    print(markdown_table(header, rows))
+    noop_rate = statistics.median(n.rate for n, _, _ in results)
+    ingest_rate = statistics.median(i.rate for _, i, _ in results)
+    ratio = statistics.median(i.rate / n.rate for n, i, _ in results if n.rate)
+    print(f"median: ingest {per_s(ingest_rate)} events/s, no-op {per_s(noop_rate)} events/s, ratio {ratio:.2f}")
+    print(f"goal >= {GOAL_RATE:,.0f} events/s:", "met" if ingest_rate >= GOAL_RATE else "MISSED")
+    print(f"goal ratio >= {GOAL_RATIO}:", "met" if ratio >= GOAL_RATIO else "MISSED")
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "_noop-agent":
+        noop_agent_main(json.loads(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="source events per round (default 20,000)")
+    parser.add_argument("--partitions", type=int, default=12, help="partitions of every topic (default 12)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat no-op + ingest with fresh topics")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measured run")
+    parser.add_argument("--profile", action="store_true", help="one more ingest run under cProfile")
+    parser.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
