@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	bash scripts/test.sh
 
+## make demo: local Kafka, portal simulator and worker; the example events end to end, shown as a table; Ctrl-C stops
+## everything (make demo ARGS=--once: print the table and stop at once)
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
