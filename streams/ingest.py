@@ -220,7 +220,7 @@ class IngestStage:
             return await self._reject(_original(canonical, headers), error, stage="lifecycle", source=source), None
         self.metrics.ingest_duration.labels("lifecycle").observe(time.perf_counter() - started)
         write = await self.pipeline.topics.outbox.send(
-            key=key.encode(), value=rendered.xml, headers=_outbox_headers(event, rendered, headers, source)
+            key=key.encode(), value=rendered.xml, headers=outbox_headers(event, rendered, headers, source)
         )
         return write, _Pending(key=key, state=result.state, source=source)
 
@@ -304,7 +304,8 @@ def _original(canonical: CanonicalRecord, headers: Headers) -> InboundRecord:
     )
 
 
-def _outbox_headers(event: StatusEvent, rendered: RenderedMessage, headers: Headers, source: str) -> Headers:
+def outbox_headers(event: StatusEvent, rendered: RenderedMessage, headers: Headers, source: str) -> Headers:
+    """The outbox record's headers: what delivery and the portal adapter need without parsing the XML."""
     out: Headers = [
         (H_NACHRICHTEN_UUID, rendered.nachrichten_uuid.encode()),
         (H_CE_SOURCE, event.source.encode()),
