@@ -40,6 +40,7 @@ from rueckkanal.model import StatusEvent
 from rueckkanal.xoev import MessageRenderer, RenderedMessage
 from streams.app import Pipeline
 from streams.dlq import H_SOURCE, Headers, Origin, dead_letter_headers
+from streams.logs import log_outcome
 
 log = structlog.get_logger("rueckkanal.ingest")
 
@@ -85,6 +86,8 @@ class _Pending:
     key: str
     state: VorgangState
     source: str
+    message: Any  # the events record, for the outcome line
+    started: float
 
 
 class IngestStage:
@@ -145,10 +148,10 @@ class IngestStage:
         try:
             status_event = self.adapters[message.topic].decode(record)
         except RueckkanalError as error:
-            return await self._reject(record, error, stage="ingest", source=fv.name)
+            return await self._reject(record, error, stage="ingest", source=fv.name, started=started)
         except Exception as error:  # an adapter bug must not stop the partition
             log.exception("adapter failed unexpectedly", source=fv.name, topic=message.topic)
-            return await self._reject(record, _internal(error), stage="ingest", source=fv.name)
+            return await self._reject(record, _internal(error), stage="ingest", source=fv.name, started=started)
         # model_construct: the event is validated already, and Base64Bytes would try to decode raw bytes.
         canonical = CanonicalRecord.model_construct(
             event=status_event, original_key=record.key, original_value=record.value or b""
@@ -184,6 +187,7 @@ class IngestStage:
         for done in pending:
             self.table[done.key] = done.state.to_dict()
             self.metrics.messages_rendered.labels(done.source).inc()
+            _outcome(done.message, done.source, "outboxed", done.started, vorgang_key=done.key)
 
     async def _lifecycle_one(
         self, message: Any, overlay: dict[str, VorgangState]
@@ -196,20 +200,23 @@ class IngestStage:
         except Exception:  # only our own stage writes here; a bad record is a bug, routed
             record = _inbound_record(message)
             error = InputRejected("record on the events topic is not a canonical event", reason=Reason.SCHEMA_INVALID)
-            return await self._reject(record, error, stage="lifecycle", source=source), None
+            return await self._reject(record, error, stage="lifecycle", source=source, started=started), None
         event = canonical.event
         key = event.vorgang_key
         try:
             previous = overlay.get(key) or self._stored_state(key)
         except RueckkanalError as error:  # an unreadable Table value: park the event, keep the partition moving
-            return await self._reject(_original(canonical, headers), error, stage="lifecycle", source=source), None
+            original = _original(canonical, headers)
+            return await self._reject(original, error, stage="lifecycle", source=source, started=started), None
         result = advance(previous, event, policy=self.policy)
         if not isinstance(result, Advanced):
             if result.reason is Reason.DUPLICATE_EVENT:
                 self.metrics.events_duplicate.labels(source).inc()
+                _outcome(message, source, "duplicate", started, vorgang_key=key, reason=result.reason.value)
                 return None, None
+            original = _original(canonical, headers)
             return await self._reject(
-                _original(canonical, headers), result.to_error(), stage="lifecycle", source=source
+                original, result.to_error(), stage="lifecycle", source=source, started=started
             ), None
         if result.warning is not None:
             self.metrics.lifecycle_warnings.labels(source, result.warning.value).inc()
@@ -217,12 +224,13 @@ class IngestStage:
             rendered = self.renderer.render(event, result.state)
         except RenderError as error:
             log.error("rendered message failed the XSD", source=source, reason=error.reason.value)
-            return await self._reject(_original(canonical, headers), error, stage="lifecycle", source=source), None
+            original = _original(canonical, headers)
+            return await self._reject(original, error, stage="lifecycle", source=source, started=started), None
         self.metrics.ingest_duration.labels("lifecycle").observe(time.perf_counter() - started)
         write = await self.pipeline.topics.outbox.send(
             key=key.encode(), value=rendered.xml, headers=outbox_headers(event, rendered, headers, source)
         )
-        return write, _Pending(key=key, state=result.state, source=source)
+        return write, _Pending(key=key, state=result.state, source=source, message=message, started=started)
 
     def _stored_state(self, key: str) -> VorgangState | None:
         stored = self.table.get(key)
@@ -231,19 +239,21 @@ class IngestStage:
     # -- shared --------------------------------------------------------------------------------------------
 
     async def _reject(
-        self, record: InboundRecord, error: RueckkanalError, *, stage: str, source: str
+        self, record: InboundRecord, error: RueckkanalError, *, stage: str, source: str, started: float
     ) -> Awaitable[Any]:
         self.metrics.events_rejected.labels(source, error.reason.value).inc()
         self.metrics.dead_letters.labels(stage, error.reason.value).inc()
         origin = Origin(record.topic, record.partition, record.offset, record.timestamp_ms)
-        log.info(
-            "event dead-lettered",
-            stage=stage,
-            source=source,
-            reason=error.reason.value,
+        log_outcome(
             topic=origin.topic,
             partition=origin.partition,
             offset=origin.offset,
+            source=source,
+            outcome="dead_lettered",
+            reason=error.reason.value,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            traceparent=record.header(H_TRACEPARENT),
+            stage=stage,
         )
         headers = dead_letter_headers(list(record.headers), error, stage=stage, origin=origin, source=source)
         write: Awaitable[Any] = await self.pipeline.topics.dlq.send(key=record.key, value=record.value, headers=headers)
@@ -319,6 +329,20 @@ def outbox_headers(event: StatusEvent, rendered: RenderedMessage, headers: Heade
     if traceparent:
         out.append((H_TRACEPARENT, traceparent.encode()))
     return out
+
+
+def _outcome(message: Any, source: str, outcome: str, started: float, **fields: Any) -> None:
+    log_outcome(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        source=source,
+        outcome=outcome,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        traceparent=_header(list(message.headers or ()), H_TRACEPARENT),
+        stage="lifecycle",
+        **fields,
+    )
 
 
 def _header(headers: Headers, name: str) -> str | None:

@@ -32,7 +32,8 @@ from rueckkanal.metrics import CIRCUIT_STATES, Metrics
 from streams.delivery.breaker import CircuitBreaker, CircuitState
 from streams.delivery.offsets import PartitionOffsets
 from streams.delivery.retry import RetryPolicy
-from streams.dlq import Origin, dead_letter_headers
+from streams.dlq import H_SOURCE, Origin, dead_letter_headers
+from streams.logs import log_outcome
 from streams.obs import Readiness
 
 log = structlog.get_logger("rueckkanal.delivery")
@@ -61,6 +62,7 @@ class _Item:
     tp: TopicPartition
     nachrichten_uuid: str
     first_seen_wall: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.perf_counter)
     attempts: int = 0
 
 
@@ -196,6 +198,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         partition = self._partitions.get(item.tp)
         if partition is not None and item.nachrichten_uuid in partition.delivered:
             self.metrics.deliveries.labels(self._labels, "duplicate").inc()
+            self._outcome(item, "duplicate", reason="already_delivered")
             return
         failing_since: float | None = None
         open_mark = 0.0
@@ -285,7 +288,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         if status_time is not None:
             latency = (delivered_at - status_time).total_seconds()
             self.metrics.end_to_end_latency.labels(self._labels).observe(max(latency, 0.0))
-        log.debug("delivered", portal=self._labels, partition=record.partition, offset=record.offset)
+        self._outcome(item, outcome)
 
     async def _dead_letter(self, item: _Item, error: RueckkanalError) -> None:
         record = item.record
@@ -296,15 +299,23 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._produce(self.config.dlq_topic, record.key, record.value, headers)
         self.metrics.deliveries.labels(self._labels, "dead_lettered").inc()
         self.metrics.dead_letters.labels("delivery", error.reason.value).inc()
-        log.warning(
-            "message dead-lettered",
-            stage="delivery",
-            portal=self._labels,
-            reason=error.reason.value,
-            portal_code=getattr(error, "portal_code", None),
+        self._outcome(item, "dead_lettered", reason=error.reason.value, portal_code=getattr(error, "portal_code", None))
+
+    def _outcome(self, item: _Item, outcome: str, **fields: Any) -> None:
+        record = item.record
+        log_outcome(
+            topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            source=_header(record, H_SOURCE) or "unknown",
+            outcome=outcome,
+            duration_ms=(time.perf_counter() - item.started) * 1000,
+            vorgang_key=record.key,
+            traceparent=_header(record, "traceparent"),
+            stage="delivery",
+            portal=self._labels,
             attempts=item.attempts,
+            **fields,
         )
 
     async def _produce(
