@@ -119,3 +119,22 @@ def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None,
         assert loaded["portal_url"] == portal["url"]
         if portal.get("auth") == "oauth2":
             assert loaded["client_secret"] in {"from-chart", "secret-of-rk_portal__oauth2__client_secret"}
+
+
+def test_fachverfahren_values_become_loadable_mapping_files(tools: Tools, tmp_path: Path) -> None:
+    values = CHART / "ci" / "full-values.yaml"
+    rendered = helm_template(tools, values)
+    assert rendered.returncode == 0, rendered.stderr
+    (config_map,) = [
+        doc for doc in of_kind(manifests(rendered.stdout), "ConfigMap") if "fachverfahren" in doc["metadata"]["name"]
+    ]
+    for name, text in config_map["data"].items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    code = (
+        "import json, sys; from pathlib import Path; from adapters.inbound.config import load_fachverfahren; "
+        "print(json.dumps(sorted(c.name for c in load_fachverfahren(Path(sys.argv[1])))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    expected = sorted(yaml.safe_load(values.read_text(encoding="utf-8"))["fachverfahren"])
+    assert yaml.safe_load(loaded.stdout) == expected
