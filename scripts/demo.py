@@ -441,12 +441,14 @@ def print_portal(run: Run, arrived: Arrived) -> None:
 
 def print_dead_letters(run: Run, letters: list[DeadLetter]) -> None:
     heading(f"Aussortiert in die Dead-Letter-Queue ({run.topics.dlq})")
+    order = [case.record.key for case in BAD_CASES]
     what = {case.record.key: case.what for case in BAD_CASES}
+    keys = {letter.id: (letter.key or b"").decode("utf-8", "replace") for letter in letters}
     say(f"  {'Fachverfahren':<16} {'Vorgang':<17} {'Stufe':<10} {'Grund (rk.error.reason)':<25} Was war falsch")
-    for letter in letters:
-        key = (letter.key or b"").decode("utf-8", "replace")
+    for letter in sorted(letters, key=lambda d: order.index(keys[d.id]) if keys[d.id] in order else len(order)):
+        key = keys[letter.id]
         say(
-            f"  {letter.header(H_SOURCE) or '-':<16} {key:<17} {letter.header(H_STAGE) or '-':<10} "
+            f"  {(letter.header(H_SOURCE) or '-').capitalize():<16} {key:<17} {letter.header(H_STAGE) or '-':<10} "
             f"{letter.header(H_REASON) or '-':<25} {what.get(key, '-')}"
         )
 
@@ -525,7 +527,7 @@ def demo(args: argparse.Namespace, started: Started) -> None:
     base = Settings()
     kafka = base.kafka.model_copy(update={"bootstrap": bootstrap})
     settings = base.model_copy(update={"kafka": kafka, "topics": run.topics})
-    say(f"  Lauf              {run.run_id}  (Topics *.demo-{run.run_id}, rk-demo.{run.run_id}.*)")
+    say(f"  Lauf              {run.run_id}  (eigene Topics und Consumer-Gruppe, Logs in {run.state_dir})")
     say(f"  Kafka             {bootstrap}{'  (von der Demo gestartet)' if started.kafka else ''}")
     configs = write_fachverfahren(run)
     start_children(run, args.deadline, started)
@@ -544,7 +546,7 @@ def demo(args: argparse.Namespace, started: Started) -> None:
     print_dead_letters(run, arrived.dead_letters)
     if arrived.missing():
         raise DemoError(
-            f"not everything arrived within {args.deadline:.0f} s:\n  "
+            f"nicht alles angekommen / not everything arrived within {args.deadline:.0f} s:\n  "
             + "\n  ".join(arrived.missing())
             + f"\n  see {run.state_dir}/worker.log and portal-sim.log"
         )
@@ -588,7 +590,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill <demo>` cleans up like Ctrl-C
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or `kill <demo>`: stop what we started, then exit
+        signal.signal(signum, _interrupt)
     started = Started()
     code = 0
     try:
