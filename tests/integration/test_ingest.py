@@ -18,7 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from tests.support.events import BadCase, ValidEvent, bad_corpus, hundesteuer_events
 from tests.support.kafka_io import create_topics, end_offsets, produce, read_all, wait_until_caught_up
 from tests.support.pipeline import PipelineEnv, pipeline_env
-from tests.support.processes import CliProcess
+from tests.support.processes import CliProcess, free_port
 
 PARTITIONS = 4
 
@@ -34,7 +34,7 @@ def ingest_worker(pipeline: PipelineEnv) -> Iterator[CliProcess]:
 
 
 async def _setup(bootstrap: str, unique: str, tmp_path: Path) -> PipelineEnv:
-    pipeline = pipeline_env(bootstrap, unique, tmp_path, partitions=PARTITIONS)
+    pipeline = pipeline_env(bootstrap, unique, tmp_path, partitions=PARTITIONS, web_port=free_port())
     await create_topics(bootstrap, pipeline.source_topics.values(), PARTITIONS)
     return pipeline
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,6 +57,6 @@ def pipeline_env(
             "RK_DATA_DIR": str(tmp_path / "data"),
         }
     )
-    if web_port is not None:
-        p.env["RK_WEB__PORT"] = str(web_port)
+    # Never the default port: a developer's worker or demo may be using it.
+    p.env["RK_WEB__PORT"] = str(web_port if web_port is not None else free_port())
     return p
