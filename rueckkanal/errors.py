@@ -50,6 +50,7 @@ class Reason(StrEnum):
     PORTAL_THROTTLED = "portal_throttled"
     PORTAL_TIMEOUT = "portal_timeout"
     PORTAL_CONNECTION = "portal_connection"
+    PORTAL_UNAUTHORIZED = "portal_unauthorized"
     PORTAL_REJECTED = "portal_rejected"
     PORTAL_CLIENT_ERROR = "portal_client_error"
     STATE_CORRUPT = "state_corrupt"

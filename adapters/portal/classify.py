@@ -5,6 +5,9 @@ HTTP status / answer body                  verdict
 =========================================  =======================================================
 408                                        transient ``portal_timeout``
 429                                        transient ``portal_throttled`` (Retry-After honoured)
+401, 403                                   transient ``portal_unauthorized``: our credentials, not the message,
+                                           are wrong; every message would fail alike, so the circuit
+                                           opens and an operator fixes the secret (no DLQ flood)
 425, 5xx                                   transient ``portal_unavailable`` (Retry-After honoured)
 Rückweisung 0191 with a code that "gilt    delivered, ``Receipt.duplicate=True`` (S100: already
 als zugestellt" in the code list           processed)
@@ -27,7 +30,13 @@ from adapters.portal.base import Receipt
 from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
 from rueckkanal.xoev import PortalAnswer, Quittung, Rueckweisung
 
-_TRANSIENT_4XX = {408: Reason.PORTAL_TIMEOUT, 425: Reason.PORTAL_UNAVAILABLE, 429: Reason.PORTAL_THROTTLED}
+_TRANSIENT_4XX = {
+    401: Reason.PORTAL_UNAUTHORIZED,
+    403: Reason.PORTAL_UNAUTHORIZED,
+    408: Reason.PORTAL_TIMEOUT,
+    425: Reason.PORTAL_UNAVAILABLE,
+    429: Reason.PORTAL_THROTTLED,
+}
 
 
 def classify(status: int, answer: PortalAnswer | None, *, retry_after: float | None, received_at: datetime) -> Receipt:

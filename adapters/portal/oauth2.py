@@ -24,7 +24,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from adapters.portal.httpbody import read_capped
-from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
+from rueckkanal.errors import Reason, TransientDeliveryError
 
 DEFAULT_EXPIRES_IN_S = 60.0
 
@@ -144,8 +144,10 @@ def _token_from(status: int, body: bytes | None) -> AccessToken:
     document = _json_object(body)
     if status != 200:
         error = document.get("error") if isinstance(document.get("error"), str) else "unknown"
-        raise PermanentDeliveryError(
-            f"token endpoint refused the client (HTTP {status}, {error})", reason=Reason.PORTAL_CLIENT_ERROR
+        # Wrong client credentials fail every message alike: transient, so the circuit opens and nothing floods
+        # the DLQ while an operator fixes the secret.
+        raise TransientDeliveryError(
+            f"token endpoint refused the client (HTTP {status}, {error})", reason=Reason.PORTAL_UNAUTHORIZED
         )
     value = document.get("access_token")
     token_type = document.get("token_type")

@@ -93,7 +93,14 @@ def test_rueckweisung_without_code_is_permanent() -> None:
     assert caught.value.portal_code is None
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 410, 413, 415, 422, 301, 302, 100])
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_transient_so_the_circuit_opens_instead_of_a_dlq_flood(status: int) -> None:
+    with pytest.raises(TransientDeliveryError) as caught:
+        run(status)
+    assert caught.value.reason is Reason.PORTAL_UNAUTHORIZED
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 410, 413, 415, 422, 301, 302, 100])
 def test_other_statuses_are_permanent_client_errors(status: int) -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
         run(status)

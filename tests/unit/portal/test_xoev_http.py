@@ -221,8 +221,8 @@ def test_unreadable_tls_files_stop_the_adapter_at_construction(tmp_path: Path) -
 
 
 async def test_a_second_401_after_the_refresh_is_final() -> None:
-    """The request is repeated once with a fresh token, never more: a portal that refuses every token is a
-    client error, not a loop."""
+    """The request is repeated once with a fresh token, never more: a portal that refuses every token is an
+    authorisation problem for the circuit breaker, not a loop."""
     calls = {"token": 0, "post": 0}
 
     async def token(request: web.Request) -> web.Response:
@@ -243,11 +243,11 @@ async def test_a_second_401_after_the_refresh_is_final() -> None:
     oauth2 = {"token_url": f"{base}/token", "client_id": "rk", "client_secret": "x"}
     try:
         async with adapter(f"{base}/in", auth="oauth2", oauth2=oauth2) as portal:
-            with pytest.raises(PermanentDeliveryError) as caught:
+            with pytest.raises(TransientDeliveryError) as caught:
                 await portal.send(statusmeldung())
     finally:
         await runner.cleanup()
-    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+    assert caught.value.reason is Reason.PORTAL_UNAUTHORIZED
     assert calls == {"token": 2, "post": 2}
 
 

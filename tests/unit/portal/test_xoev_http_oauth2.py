@@ -12,7 +12,7 @@ from adapters.portal.sim.config import OAuth2Client, SimConfig
 from adapters.portal.sim.server import RunningPortal, started
 from adapters.portal.xoev_http import XoevHttpPortal
 from adapters.portal.xoev_http_config import PortalHttpConfig
-from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
+from rueckkanal.errors import Reason, TransientDeliveryError
 from tests.contract.portal_contract import statusmeldung
 from tests.support.processes import free_port
 
@@ -34,10 +34,10 @@ def portal_for(running: RunningPortal, **oauth2: Any) -> XoevHttpPortal:
 
 async def test_without_a_token_the_portal_refuses(sim: RunningPortal) -> None:
     plain = XoevHttpPortal(PortalHttpConfig.model_validate({"url": sim.nachrichten_url}))
-    with pytest.raises(PermanentDeliveryError) as caught:
+    with pytest.raises(TransientDeliveryError) as caught:
         await plain.send(statusmeldung())
     await plain.aclose()
-    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+    assert caught.value.reason is Reason.PORTAL_UNAUTHORIZED
     assert sim.portal.counters["unauthorised"] == 1
 
 
@@ -78,12 +78,12 @@ async def test_short_lived_tokens_are_renewed_before_they_expire() -> None:
         assert running.portal.counters["unauthorised"] == 0
 
 
-async def test_wrong_client_secret_is_a_permanent_client_error(sim: RunningPortal) -> None:
+async def test_wrong_client_secret_opens_the_circuit_instead_of_dead_lettering(sim: RunningPortal) -> None:
     portal = portal_for(sim, client_secret="falsch")  # noqa: S106
-    with pytest.raises(PermanentDeliveryError) as caught:
+    with pytest.raises(TransientDeliveryError) as caught:
         await portal.send(statusmeldung())
     await portal.aclose()
-    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+    assert caught.value.reason is Reason.PORTAL_UNAUTHORIZED
     assert "invalid_client" in caught.value.message
     assert "falsch" not in caught.value.message
     assert sim.portal.counters["requests"] == 0  # no message was sent without a token
