@@ -25,9 +25,12 @@ from rueckkanal.codelists import codelists
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
 
 # Character rules shared with the XSD (schemas/xoev/xantragsstatus-1.0.xsd): keep both in step.
-_URI_CHARS = r"(?:[A-Za-z0-9\-._~:/?#@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+"  # RFC 3986, "%" only as an escape
-URI_PATTERN = rf"^[A-Za-z][A-Za-z0-9+.\-]*:{_URI_CHARS}$"
-HTTPS_URL_PATTERN = rf"^https://{_URI_CHARS}$"
+# URIs (RFC 3986) in a shape every URI parser agrees on: "%" only as an escape, one "#" at most, and an https
+# authority that is a host name with an optional numeric port. A source is an opaque URI such as a URN (no "//").
+_PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})"
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+URI_PATTERN = rf"^[A-Za-z][A-Za-z0-9+.\-]*:(?:[A-Za-z0-9\-._~!$&'()*+,;=@]|%[0-9A-Fa-f]{{2}})(?:{_PCHAR}|[/?])*$"
+HTTPS_URL_PATTERN = rf"^https://{_HOST}(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
 PRINTABLE_PATTERN = r"^[!-~]+$"  # printable ASCII without blanks: ids and references
 VORGANG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"  # no "|": it separates source and id in the Vorgang key
 LEISTUNG_PATTERN = r"^[0-9]{14}$"  # LeiKa/FIM Leistungsschlüssel
