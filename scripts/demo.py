@@ -33,6 +33,7 @@ import aiohttp
 import yaml
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 
 from adapters.inbound.config import FachverfahrenConfig, build_adapter, load_fachverfahren
 from adapters.inbound.samples import read_sample
@@ -61,8 +62,8 @@ class DemoError(Exception):
 @dataclass(frozen=True)
 class Record:
     fachverfahren: str
-    key: str
-    value: bytes
+    key: str | None
+    value: bytes | None
     headers: Headers
 
 
@@ -167,7 +168,7 @@ def example_records(configs: dict[str, FachverfahrenConfig]) -> tuple[list[Recor
             ident = (config.name, event.source, event.vorgang_id)
             counts[ident] = counts.get(ident, 0) + 1
             headers = [(name, value.encode()) for name, value in sample.headers.items()]
-            records.append(Record(config.name, sample.key or "", sample.value_bytes() or b"", headers))
+            records.append(Record(config.name, sample.key, sample.value_bytes(), headers))
     return records, [Vorgang(name, source, vid, n) for (name, source, vid), n in counts.items()]
 
 
@@ -181,8 +182,6 @@ class Run:
     bootstrap: str
     portal_port: int
     web_port: int
-    partitions: int
-    source_topics: dict[str, str]  # Fachverfahren name → its topic in this run
     topics: TopicSettings
 
     @property
@@ -201,7 +200,7 @@ class Run:
             "RK_TOPICS__OUTBOX": self.topics.outbox,
             "RK_TOPICS__DLQ": self.topics.dlq,
             "RK_TOPICS__RECEIPTS": self.topics.receipts,
-            "RK_TOPICS__PARTITIONS": str(self.partitions),
+            "RK_TOPICS__PARTITIONS": str(self.topics.partitions),
             "RK_FACHVERFAHREN_DIR": str(self.state_dir / "fachverfahren"),
             "RK_DATA_DIR": str(self.state_dir / "data"),
             "RK_WEB__HOST": "127.0.0.1",
@@ -219,7 +218,7 @@ def write_fachverfahren(run: Run) -> dict[str, FachverfahrenConfig]:
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted((ROOT / "config" / "fachverfahren").glob("*.yaml")):
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
-        config["topic"] = run.source_topics.setdefault(config["name"], f"{config['topic']}.demo-{run.run_id}")
+        config["topic"] = f"{config['topic']}.demo-{run.run_id}"
         (target / path.name).write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return {config.name: config for config in load_fachverfahren(target)}
 
@@ -261,9 +260,11 @@ class Child:
                     if _event(line) == event:
                         return
             if self.proc.poll() is not None:
-                raise DemoError(f"{self.name} ended during start-up (exit {self.proc.returncode}); see {self.log}")
+                raise DemoError(
+                    f"{self.name} ended while starting (exit {self.proc.returncode}), see {shown(self.log)}"
+                )
             if time.monotonic() > deadline:
-                raise DemoError(f"{self.name} did not log {event!r} in time; see {self.log}")
+                raise DemoError(f"{self.name} did not log {event!r} in time; see {shown(self.log)}")
             time.sleep(0.1)  # polling its log file, with a deadline
 
     def stop(self, timeout: float = 30.0) -> int:
@@ -342,13 +343,13 @@ async def wait_ready(url: str, deadline: float) -> None:
 # -- publish, wait, read back ----------------------------------------------------------------------------------
 
 
-async def publish(run: Run, settings: Settings, records: list[Record]) -> None:
+async def publish(settings: Settings, configs: dict[str, FachverfahrenConfig], records: list[Record]) -> None:
     producer = AIOKafkaProducer(**kafka_client_options(settings.kafka), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for r in records:  # one by one: the examples of a Vorgang must arrive in file-name order
-            topic = run.source_topics[r.fachverfahren]
-            await producer.send_and_wait(topic, r.value, key=r.key.encode(), headers=r.headers)
+            key = None if r.key is None else r.key.encode()
+            await producer.send_and_wait(configs[r.fachverfahren].topic, r.value, key=key, headers=r.headers)
     finally:
         await producer.stop()
 
@@ -360,15 +361,14 @@ async def collect(run: Run, settings: Settings, vorgaenge: list[Vorgang], deadli
     """Poll the portal and the DLQ until everything is there or the deadline passes."""
     async with aiohttp.ClientSession() as http:
         while True:
+            late = time.monotonic() > deadline
             try:
                 arrived = Arrived({v: await portal_messages(http, run, v) for v in vorgaenge}, [])
-                if arrived.portal_complete():
+                if arrived.portal_complete() or late:  # the DLQ is slower to read: only once the portal is done
                     arrived.dead_letters.extend(await read_dead_letters(settings))
             except (aiohttp.ClientError, KafkaError, TimeoutError) as error:
                 raise DemoError(f"reading the portal or the dead-letter queue failed: {error!r}") from None
-            if arrived.portal_complete() and len(arrived.dead_letters) >= len(BAD_CASES):
-                return arrived
-            if time.monotonic() > deadline:
+            if late or not arrived.missing():
                 return arrived
             await asyncio.sleep(POLL_S)
 
@@ -397,8 +397,7 @@ class Arrived:
             if len(messages) < v.messages
         ]
         if len(self.dead_letters) < len(BAD_CASES):
-            got = len(self.dead_letters) if self.portal_complete() else "not yet read"
-            lines.append(f"dead-letter queue: {got} of {len(BAD_CASES)} broken records")
+            lines.append(f"dead-letter queue: {len(self.dead_letters)} of {len(BAD_CASES)} broken records")
         return lines
 
 
@@ -407,6 +406,11 @@ class Arrived:
 
 def say(text: str = "") -> None:
     print(text, flush=True)
+
+
+def shown(path: Path) -> Path:
+    """A path as short as it can be said: relative to the current directory if it lies below it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def heading(text: str) -> None:
@@ -463,7 +467,7 @@ def print_links(run: Run, vorgaenge: list[Vorgang]) -> None:
     say(f"  Worker bereit?                     {run.web_url}/readyz")
     say(f"  Dead Letters auf der Kommandozeile RK_KAFKA__BOOTSTRAP={run.bootstrap} RK_TOPICS__DLQ={run.topics.dlq} \\")
     say("                                       .venv/bin/rueckkanal dlq list")
-    say(f"  Logs (JSON)                        {run.state_dir}/worker.log, portal-sim.log")
+    say(f"  Logs (JSON)                        {shown(run.state_dir)}/worker.log, portal-sim.log")
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
@@ -492,7 +496,7 @@ def new_run(args: argparse.Namespace, bootstrap: str) -> Run:
         receipts=f"{prefix}.receipts",
         partitions=args.partitions,
     )
-    return Run(run_id, state_dir, bootstrap, args.portal_port, args.web_port, args.partitions, {}, topics)
+    return Run(run_id, state_dir, bootstrap, args.portal_port, args.web_port, topics)
 
 
 @dataclass
@@ -524,16 +528,19 @@ def demo(args: argparse.Namespace, started: Started) -> None:
     heading("Rückkanal-Demo")
     bootstrap, started.kafka = ensure_kafka()
     run = new_run(args, bootstrap)
-    base = Settings()
+    try:
+        base = Settings()
+    except ValidationError as error:
+        raise DemoError(f"invalid settings in the environment (RK_*): {error}") from None
     kafka = base.kafka.model_copy(update={"bootstrap": bootstrap})
     settings = base.model_copy(update={"kafka": kafka, "topics": run.topics})
-    say(f"  Lauf              {run.run_id}  (eigene Topics und Consumer-Gruppe, Logs in {run.state_dir})")
+    say(f"  Lauf              {run.run_id}  (eigene Topics und Consumer-Gruppe, Logs in {shown(run.state_dir)})")
     say(f"  Kafka             {bootstrap}{'  (von der Demo gestartet)' if started.kafka else ''}")
     configs = write_fachverfahren(run)
     start_children(run, args.deadline, started)
 
     records, vorgaenge = example_records(configs)
-    asyncio.run(publish(run, settings, records + [case.record for case in BAD_CASES]))
+    asyncio.run(publish(settings, configs, records + [case.record for case in BAD_CASES]))
     say(
         f"  gesendet          {len(records)} Beispielmeldungen ({len(vorgaenge)} Vorgänge aus {len(configs)} "
         f"Fachverfahren) und {len(BAD_CASES)} fehlerhafte Meldungen"
@@ -548,7 +555,7 @@ def demo(args: argparse.Namespace, started: Started) -> None:
         raise DemoError(
             f"nicht alles angekommen / not everything arrived within {args.deadline:.0f} s:\n  "
             + "\n  ".join(arrived.missing())
-            + f"\n  see {run.state_dir}/worker.log and portal-sim.log"
+            + f"\n  see {shown(run.state_dir)}/worker.log and portal-sim.log"
         )
     print_links(run, vorgaenge)
     if not args.once:
@@ -562,7 +569,7 @@ def watch(children: list[Child]) -> None:
     while True:
         for child in children:
             if child.proc.poll() is not None:
-                raise DemoError(f"{child.name} ended unexpectedly (exit {child.proc.returncode}); see {child.log}")
+                raise DemoError(f"{child.name} ended by itself (exit {child.proc.returncode}), see {shown(child.log)}")
         time.sleep(1.0)  # idle until Ctrl-C; only a liveness check of the children
 
 
@@ -577,7 +584,7 @@ def shut_down(started: Started) -> bool:
     for child in reversed(started.children):
         code = child.stop()
         if code != 0:
-            say(f"  {child.name} ended with exit code {code}; see {child.log}")
+            say(f"  {child.name} ended with exit code {code}; see {shown(child.log)}")
             clean = False
     if started.kafka:
         stop_kafka()
