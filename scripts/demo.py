@@ -396,8 +396,15 @@ class Arrived:
             for v, messages in self.timelines.items()
             if len(messages) < v.messages
         ]
-        if len(self.dead_letters) < len(BAD_CASES):
-            lines.append(f"dead-letter queue: {len(self.dead_letters)} of {len(BAD_CASES)} broken records")
+        found = {
+            ((d.key or b"").decode("utf-8", "replace"), d.header(H_STAGE), d.header(H_REASON))
+            for d in self.dead_letters
+        }
+        lines += [
+            f"dead-letter queue: no {case.stage} {case.reason} entry for {case.record.key}"
+            for case in BAD_CASES
+            if (case.record.key, case.stage, case.reason) not in found
+        ]
         return lines
 
 
