@@ -7,6 +7,9 @@ figure is never reported without its context; and a cProfile hook for a worker c
     .venv/bin/python bench/common.py --cprofile /tmp/ingest.prof -- worker --role ingest
 
 runs ``rueckkanal worker --role ingest`` under cProfile and writes the stats when the worker exits (SIGTERM).
+``--pyinstrument /tmp/ingest.txt`` does the same with the sampling profiler pyinstrument (much less overhead
+than cProfile), which is not a project dependency: install it ad hoc outside the venv and put it on PYTHONPATH,
+e.g. ``pip install --target /tmp/pyinst pyinstrument; PYTHONPATH=/tmp/pyinst``.
 """
 
 from __future__ import annotations
@@ -17,13 +20,12 @@ import cProfile
 import json
 import os
 import platform
-import queue
 import secrets
 import signal
 import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,71 +108,67 @@ def machine_description() -> str:
 
 
 class Child:
-    """A child process whose stderr is read line by line (JSON where it is JSON) on a reader thread."""
+    """A child process whose stderr goes to a file; log lines are read from it only when asked for.
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], name: str) -> None:
+    A file rather than a pipe: the workers log one line per message at INFO, and parsing them here would take CPU
+    from the very processes being measured on a small machine.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], name: str, *, cwd: Path = ROOT, log_dir: Path | None = None
+    ) -> None:
         self.name = name
-        self.lines: list[LogLine] = []
-        self._queue: queue.Queue[LogLine | None] = queue.Queue()
+        directory = log_dir or Path(tempfile.gettempdir())
+        self.log_path = directory / f"{unique(name.replace(' ', '-'))}.log"
+        self._log = self.log_path.open("w", encoding="utf-8")
+        self._read_pos = 0
+        self._partial = ""
         self.proc = subprocess.Popen(
             list(argv),
             env={**os.environ, **env},
-            cwd=ROOT,
+            cwd=cwd,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             text=True,
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
 
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            try:
-                line = json.loads(raw)
-            except json.JSONDecodeError:
-                line = {"event": raw.rstrip(), "unparsed": True}
-            if not isinstance(line, dict):
-                line = {"event": str(line), "unparsed": True}
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def _drain_queue(self) -> None:
-        while True:
-            try:
-                line = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if line is not None:
-                self.lines.append(line)
+    def _new_lines(self) -> list[LogLine]:
+        with self.log_path.open(encoding="utf-8", errors="replace") as f:
+            f.seek(self._read_pos)
+            text = self._partial + f.read()
+            self._read_pos = f.tell()
+        *complete, self._partial = text.split("\n")
+        return [_parse(raw) for raw in complete if raw.strip()]
 
     def wait_for(self, predicate: Callable[[LogLine], bool], timeout: float) -> LogLine:
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            for line in self._new_lines():
+                if predicate(line):
+                    return line
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}); tail: {self.tail()}")
+            if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name}: no matching log line within {timeout}s; tail: {self.tail()}")
-            try:
-                line = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.wait()}); tail: {self.tail()}")
-            self.lines.append(line)
-            if predicate(line):
-                return line
+            time.sleep(0.05)  # polling the child's log file, bounded by the deadline
 
     def wait_for_event(self, event: str, timeout: float = 120.0) -> LogLine:
         return self.wait_for(lambda line: line.get("event") == event, timeout)
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
-            self._reader.join(timeout=2)
-            self._drain_queue()
             raise RuntimeError(f"{self.name} exited ({self.proc.returncode}); tail: {self.tail()}")
 
     def tail(self, n: int = 12) -> list[str]:
-        return [str(line.get("event", line))[:300] for line in self.lines[-n:]]
+        with self.log_path.open(encoding="utf-8", errors="replace") as f:
+            f.seek(max(0, self.log_path.stat().st_size - 20_000))
+            lines = f.read().splitlines()[-n:]
+        return [str(_parse(raw).get("event", raw))[:300] for raw in lines]
+
+    def count_lines(self, needle: str) -> int:
+        """Log lines containing ``needle`` so far (e.g. the per-message outcome lines)."""
+        with self.log_path.open(encoding="utf-8", errors="replace") as f:
+            return sum(1 for raw in f if needle in raw)
 
     def stop(self, timeout: float = 45.0) -> int:
         """SIGTERM, wait, then SIGKILL if it does not go; the exit code (negative: killed)."""
@@ -181,21 +179,38 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait(timeout=30)
-        self._reader.join(timeout=5)
-        self._drain_queue()
+        self._log.close()
         return code
 
 
-def cli_child(args: Sequence[str], env: Mapping[str, str], name: str, *, cprofile: Path | None = None) -> Child:
-    """``rueckkanal <args>`` as a child process, optionally under cProfile (see this module's ``__main__``)."""
-    if cprofile is not None:
-        argv = [sys.executable, str(Path(__file__).resolve()), "--cprofile", str(cprofile), "--", *args]
+def _parse(raw: str) -> LogLine:
+    try:
+        line = json.loads(raw)
+    except json.JSONDecodeError:
+        return {"event": raw.rstrip(), "unparsed": True}
+    return line if isinstance(line, dict) else {"event": str(line), "unparsed": True}
+
+
+def cli_child(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    name: str,
+    *,
+    profile: tuple[str, Path] | None = None,
+    root: Path | None = None,
+) -> Child:
+    """``rueckkanal <args>`` as a child process, optionally under a profiler: ``("cprofile" | "pyinstrument", out)``
+    (see this module's ``__main__``). ``root``: run the code of another checkout (a scratch copy with a change to
+    try; ``python -m`` puts the working directory first on sys.path)."""
+    if profile is not None:
+        kind, out = profile
+        argv = [sys.executable, str(Path(__file__).resolve()), f"--{kind}", str(out), "--", *args]
     else:
         argv = [sys.executable, "-m", "streams", *args]
-    return Child(argv, env, name)
+    return Child(argv, env, name, cwd=root or ROOT)
 
 
-def worker_env(bootstrap: str, app_id: str, data_dir: Path, partitions: int) -> dict[str, str]:
+def worker_env(bootstrap: str, app_id: str, data_dir: Path, partitions: int, log_level: str = "INFO") -> dict[str, str]:
     """Settings every benchmark worker gets: its own app id (group, changelog), a free web port, local data."""
     return {
         "RK_KAFKA__BOOTSTRAP": bootstrap,
@@ -204,7 +219,7 @@ def worker_env(bootstrap: str, app_id: str, data_dir: Path, partitions: int) -> 
         "RK_DATA_DIR": str(data_dir),
         "RK_WEB__HOST": "127.0.0.1",
         "RK_WEB__PORT": str(free_port()),
-        "RK_LOG__LEVEL": "INFO",
+        "RK_LOG__LEVEL": log_level,
     }
 
 
@@ -251,12 +266,20 @@ class Progress:
 
 
 async def follow(
-    counter: Callable[[], Any], progress: Progress, limit_s: float, children: Sequence[Child] = ()
+    counter: Callable[[], Any],
+    progress: Progress,
+    limit_s: float,
+    children: Sequence[Child] = (),
+    startup_s: float = 120.0,
 ) -> Progress:
-    """Poll ``counter`` (an async count) until the target is reached or ``limit_s`` seconds have passed."""
-    deadline = time.monotonic() + limit_s
+    """Poll ``counter`` (an async count) until the target is reached, or ``limit_s`` seconds after the first
+    progress (``startup_s`` for that first progress: process start, group join, recovery)."""
+    deadline = time.monotonic() + startup_s
+    started = False
     while True:
         progress.add(int(await counter()))
+        if not started and progress.count > 0:
+            started, deadline = True, time.monotonic() + limit_s
         if progress.done or time.monotonic() >= deadline:
             return progress
         for child in children:
@@ -396,8 +419,30 @@ def _profiled_cli(out: Path, args: list[str]) -> None:
         profiler.dump_stats(str(out))
 
 
+def _sampled_cli(out: Path, args: list[str]) -> None:
+    """Run ``rueckkanal <args>`` under pyinstrument (1 ms samples); write a call tree and a flat list by own time."""
+    from pyinstrument import Profiler
+    from pyinstrument.renderers import ConsoleRenderer
+
+    from streams.cli import main as rueckkanal_main
+
+    sys.argv = ["rueckkanal", *args]
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    try:
+        rueckkanal_main()
+    finally:
+        session = profiler.stop()
+        tree = ConsoleRenderer(unicode=False, color=False, show_all=False, short_mode=False).render(session)
+        flat = ConsoleRenderer(unicode=False, color=False, flat=True).render(session)
+        out.write_text(tree + "\n\n==== flat, by own time ====\n" + flat)
+        session.save(str(out.with_suffix(".pyisession")))
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[1] == "--cprofile" and sys.argv[3] == "--":
         _profiled_cli(Path(sys.argv[2]), sys.argv[4:])
+    elif len(sys.argv) > 3 and sys.argv[1] == "--pyinstrument" and sys.argv[3] == "--":
+        _sampled_cli(Path(sys.argv[2]), sys.argv[4:])
     else:
         sys.exit(__doc__)

@@ -65,6 +65,9 @@ class Round:
     marker: str
     events: int
     partitions: int
+    log_level: str
+    worker_root: Path | None
+    overrides: dict[str, str]
     pipeline: PipelineEnv
     source: str
     workdir: Path
@@ -84,7 +87,8 @@ class Result:
 # -- one round -------------------------------------------------------------------------------------------------
 
 
-async def prepare(bootstrap: str, events: int, partitions: int, workdir: Path) -> Round:
+async def prepare(args: argparse.Namespace, bootstrap: str, workdir: Path) -> Round:
+    events, partitions = args.events, args.partitions
     marker = unique("bench-ingest")
     pipeline = pipeline_env(bootstrap, marker, workdir, partitions=partitions)
     p = pipeline
@@ -96,7 +100,18 @@ async def prepare(bootstrap: str, events: int, partitions: int, workdir: Path) -
     started = time.monotonic()
     await produce(bootstrap, source, records)
     print(f"  produced {len(records):,} source events in {time.monotonic() - started:.1f}s ({marker})")
-    return Round(bootstrap, marker, len(records), partitions, pipeline, source, workdir)
+    return Round(
+        bootstrap,
+        marker,
+        len(records),
+        partitions,
+        args.log_level,
+        args.worker_root,
+        dict(item.split("=", 1) for item in args.worker_env),
+        pipeline,
+        source,
+        workdir,
+    )
 
 
 def _sink(marker: str) -> str:
@@ -126,14 +141,15 @@ async def run_noop(r: Round, limit_s: float) -> Result:
         "partitions": r.partitions,
         "datadir": str(r.workdir / "noop-data"),
     }
-    child = Child([sys.executable, str(SELF), "_noop-agent", json.dumps(config)], {}, "no-op")
+    child = Child([sys.executable, str(SELF), "_noop-agent", json.dumps(config)], r.overrides, "no-op")
     return await measure(r, "no-op", child, _sink(r.marker), limit_s)
 
 
-async def run_ingest(r: Round, limit_s: float, cprofile: Path | None = None, suffix: str = "") -> Result:
+async def run_ingest(r: Round, limit_s: float, profile: tuple[str, Path] | None = None, suffix: str = "") -> Result:
     env = {
         **r.pipeline.env,
-        **worker_env(r.bootstrap, r.pipeline.app_id + suffix, r.workdir / f"data{suffix}", r.partitions),
+        **worker_env(r.bootstrap, r.pipeline.app_id + suffix, r.workdir / f"data{suffix}", r.partitions, r.log_level),
+        **r.overrides,
     }
     outbox = r.pipeline.outbox
     if suffix:  # a second ingest run over the same source topic needs its own output topics
@@ -143,7 +159,7 @@ async def run_ingest(r: Round, limit_s: float, cprofile: Path | None = None, suf
         await create_topics(
             r.bootstrap, [env[f"RK_TOPICS__{n}"] for n in ("EVENTS", "OUTBOX", "DLQ", "RECEIPTS")], r.partitions
         )
-    child = cli_child(["worker", "--role", "ingest"], env, "ingest worker", cprofile=cprofile)
+    child = cli_child(["worker", "--role", "ingest"], env, "ingest worker", profile=profile, root=r.worker_root)
     return await measure(r, "ingest", child, outbox, limit_s)
 
 
@@ -258,6 +274,15 @@ def report_profile(path: Path, events: int) -> None:
     stats.sort_stats("tottime").print_stats(20)
 
 
+async def profile_ingest(r: Round, kind: str, limit_s: float) -> None:
+    """One more ingest run over the same source topic (own group and output topics) under a profiler."""
+    out = Path(tempfile.gettempdir()) / f"{r.marker}-ingest.{'prof' if kind == 'cprofile' else 'txt'}"
+    profiled = await run_ingest(r, limit_s, profile=(kind, out), suffix=".prof")
+    print(f"  (under {kind}: {per_s(profiled.rate)} events/s; profile in {out})")
+    if kind == "cprofile":
+        report_profile(out, r.events)
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 
@@ -269,18 +294,13 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="rk-bench-ingest-") as tmp:
         for n in range(args.rounds):
             print(f"round {n + 1}/{args.rounds}:")
-            r = await prepare(bootstrap, args.events, args.partitions, Path(tmp) / f"round{n}")
+            r = await prepare(args, bootstrap, Path(tmp) / f"round{n}")
             try:
                 noop = await run_noop(r, args.timeout)
                 ingest = await run_ingest(r, args.timeout)
                 results.append((noop, ingest, await dlq_count(r)))
                 if args.profile and n == args.rounds - 1:
-                    prof = Path(tmp) / "ingest.prof"
-                    profiled = await run_ingest(r, args.timeout, cprofile=prof, suffix=".prof")
-                    print(f"  (under cProfile: {per_s(profiled.rate)} events/s)")
-                    keep = Path(tempfile.gettempdir()) / f"{r.marker}-ingest.prof"
-                    keep.write_bytes(prof.read_bytes())
-                    report_profile(keep, r.events)
+                    await profile_ingest(r, args.profile, args.timeout)
             finally:
                 if not args.keep_topics:
                     await delete_topics_containing(bootstrap, r.marker)
@@ -322,8 +342,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="source events per round (default 20,000)")
     parser.add_argument("--partitions", type=int, default=12, help="partitions of every topic (default 12)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat no-op + ingest with fresh topics")
+    parser.add_argument("--log-level", default="INFO", help="the worker's log level (INFO: one line per message)")
+    parser.add_argument("--worker-root", type=Path, help="run the worker from a scratch copy (to try a change)")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra environment of both children, e.g. PRODUCER_LINGER=0.005 (faust reads it) (repeatable)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measured run")
-    parser.add_argument("--profile", action="store_true", help="one more ingest run under cProfile")
+    parser.add_argument(
+        "--profile",
+        choices=["cprofile", "pyinstrument"],
+        help="one more ingest run under a profiler (pyinstrument: install it ad hoc and put it on PYTHONPATH)",
+    )
     parser.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics")
     asyncio.run(main_async(parser.parse_args()))
 

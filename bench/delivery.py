@@ -1,0 +1,516 @@
+"""Delivery throughput against a real ``rueckkanal portal-sim``, with a naive baseline from the same run.
+
+    .venv/bin/python bench/delivery.py [--messages 20000] [--vorgaenge 500] [--latencies 0,50]
+
+Every run gets fresh topics, a fresh consumer group and a fresh portal (its own SQLite file), so de-duplication
+never skews a figure. The outbox is filled before the consumer starts, with N messages rendered by
+``MessageRenderer`` for ``--vorgaenge`` Vorgänge (keyed and with headers as the ingest stage writes them).
+
+* **(a) naive**: a faust agent (this file, ``_naive-agent``) that POSTs one message at a time with the project's
+  HTTP adapter and awaits the answer before the next; bounded by ``--naive-seconds``;
+* **(b) dispatcher**: ``rueckkanal worker --role delivery`` with its default settings; afterwards every Vorgang is
+  looked up at the portal (``GET /nachrichten?vorgang=``) and its sequence numbers must ascend in arrival order;
+* **ceiling**: the bench process itself POSTs the same messages with the same adapter, 256 at once, no Kafka: what
+  this portal-sim process can take on this machine (the most any consumer could reach);
+
+each at every ``--latencies`` value (portal-sim ``--latency-min-ms = --latency-max-ms``). Then, at 0 ms:
+
+* **end to end**: ``rueckkanal worker --role all`` from pre-produced source events until the portal has them all;
+* **steady latency**: the same worker while source events are produced at a paced ``--steady-rate`` for
+  ``--steady-seconds``; latency = the portal's first receipt time − the time the event was handed to the producer
+  (the event's statusZeit is set to that moment too), p50/p99 over all events.
+
+Rates are measured from the first message the portal stored to the last (``/admin/stats`` polled every 100 ms),
+so process start and group join are left out. Results go into docs/benchmarks.md by hand, with the date, the
+machine and what else was running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from adapters.inbound.base import InboundRecord
+from adapters.inbound.config import build_adapter, load_fachverfahren
+from adapters.portal.base import OutboundMessage
+from adapters.portal.xoev_http import XoevHttpPortal
+from bench.common import (
+    Child,
+    PortalSim,
+    Progress,
+    TopicCounter,
+    bootstrap_address,
+    busy_processes,
+    cli_child,
+    create_topics,
+    delete_topics_containing,
+    follow,
+    load_average,
+    machine_description,
+    markdown_table,
+    per_s,
+    quantile,
+    unique,
+    worker_env,
+)
+from rueckkanal.lifecycle import VorgangState
+from rueckkanal.settings import PROJECT_ROOT, PortalSettings, XoevSettings
+from rueckkanal.xoev import MessageRenderer, nachrichten_uuid
+from tests.support.events import SOURCE, hundesteuer_events
+from tests.support.kafka_io import Record, produce
+from tests.support.pipeline import pipeline_env
+
+SELF = Path(__file__).resolve()
+GOAL_AT_50MS = 2_000.0
+GOAL_END_TO_END = 3_000.0
+CEILING_CONCURRENCY = 256
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    bootstrap: str
+    workdir: Path
+    outbox: list[Record] = field(default_factory=list)
+    expected: dict[str, int] = field(default_factory=dict)  # vorgangsID → messages
+
+
+@dataclass(frozen=True)
+class Row:
+    run: str
+    latency_ms: int
+    progress: Progress
+    order: str = "n/a"
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.progress.rate
+
+
+# -- the outbox --------------------------------------------------------------------------------------------------
+
+
+def render_outbox(run: str, messages: int, vorgaenge: int) -> tuple[list[Record], dict[str, int]]:
+    """N rendered messages over the Vorgänge, interleaved; key, value and headers as the ingest stage writes them."""
+    [config] = [c for c in load_fachverfahren(PROJECT_ROOT / "config" / "fachverfahren") if c.name == "hundesteuer"]
+    adapter = build_adapter(config)
+    renderer = MessageRenderer(XoevSettings())
+    records: list[Record] = []
+    expected: dict[str, int] = {}
+    for offset, source_event in enumerate(hundesteuer_events(run, vorgaenge, math.ceil(messages / vorgaenge))):
+        if offset >= messages:
+            break
+        key, value, headers = source_event.record
+        inbound = InboundRecord(config.topic, 0, offset, 0, key, value, tuple(headers))
+        event = adapter.decode(inbound)
+        state = VorgangState(event.status, source_event.step, event.status_time, (event.event_id,))
+        rendered = renderer.render(event, state)
+        outbox_headers = [
+            ("nachrichtenUUID", rendered.nachrichten_uuid.encode()),
+            ("ce_source", event.source.encode()),
+            ("ce_id", event.event_id.encode()),
+            ("status", event.status.encode()),
+            ("rk.sequence", str(rendered.sequence).encode()),
+            ("rk.status_time", event.status_time.isoformat().encode()),
+            ("rk.source", config.name.encode()),
+        ]
+        records.append((event.vorgang_key.encode(), rendered.xml, outbox_headers))
+        expected[source_event.vorgang_id] = expected.get(source_event.vorgang_id, 0) + 1
+    return records, expected
+
+
+async def fresh_outbox(ctx: Context, marker: str) -> dict[str, str]:
+    """The run's own topics, the outbox pre-filled; the worker settings naming them."""
+    names = {kind: f"bench.{marker}.{kind}" for kind in ("events", "outbox", "dlq", "receipts")}
+    await create_topics(ctx.bootstrap, list(names.values()), ctx.args.partitions)
+    await produce(ctx.bootstrap, names["outbox"], ctx.outbox)
+    return {f"RK_TOPICS__{kind.upper()}": name for kind, name in names.items()}
+
+
+# -- (a) the naive agent ---------------------------------------------------------------------------------------
+
+
+def naive_agent_main(config: dict[str, Any]) -> None:
+    """A faust agent that POSTs one outbox message, awaits the answer, then takes the next."""
+    from typing import cast
+
+    import faust
+
+    app = faust.App(
+        str(config["app_id"]),
+        broker=f"kafka://{config['bootstrap']}",
+        autodiscover=False,
+        store="memory://",
+        datadir=str(config["datadir"]),
+        topic_partitions=int(config["partitions"]),
+        web_enabled=False,
+    )
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    outbox = app.topic(str(config["outbox"]), **raw)
+    portal = XoevHttpPortal(PortalSettings(url=config["url"]))
+
+    async def naive(stream: faust.StreamT[bytes]) -> None:
+        async for event in cast(faust.Stream[bytes], stream).events():
+            message = event.message
+            headers = dict(message.headers or ())
+            outbound = OutboundMessage(
+                nachrichten_uuid=(headers.get("nachrichtenUUID") or b"").decode(),
+                vorgang_key=(message.key or b"").decode(),
+                xml=message.value or b"",
+            )
+            try:
+                await portal.send(outbound)
+            except Exception:  # noqa: S112  # a naive agent: no retry, no DLQ; the portal's count tells
+                continue
+
+    app.agent(outbox, name="bench.naive")(naive)
+    faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
+
+
+async def run_naive(ctx: Context, latency_ms: int) -> Row:
+    marker = unique("bench-dlv-naive")
+    topics = await fresh_outbox(ctx, marker)
+    portal = PortalSim(ctx.workdir / f"{marker}.db", latency_ms)
+    config = {
+        "bootstrap": ctx.bootstrap,
+        "app_id": marker,
+        "outbox": topics["RK_TOPICS__OUTBOX"],
+        "url": portal.nachrichten_url,
+        "partitions": ctx.args.partitions,
+        "datadir": str(ctx.workdir / marker),
+    }
+    child = Child([sys.executable, str(SELF), "_naive-agent", json.dumps(config)], {}, "naive agent")
+    try:
+        progress = await follow(portal.stored, Progress(len(ctx.outbox)), ctx.args.naive_seconds, [child])
+    finally:
+        child.stop()
+        await portal.close()
+        await delete_topics_containing(ctx.bootstrap, marker)
+    note = "" if progress.done else f"time-bounded: {progress.count:,} in {progress.seconds:.0f}s"
+    return _said(Row("(a) naive agent, one POST at a time", latency_ms, progress, note=note))
+
+
+# -- (b) the dispatcher ------------------------------------------------------------------------------------------
+
+
+def _worker_overrides(ctx: Context) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in ctx.args.worker_env)
+
+
+async def run_dispatcher(ctx: Context, latency_ms: int) -> Row:
+    marker = unique("bench-dlv-disp")
+    topics = await fresh_outbox(ctx, marker)
+    portal = PortalSim(ctx.workdir / f"{marker}.db", latency_ms)
+    env = {
+        **worker_env(ctx.bootstrap, marker, ctx.workdir / marker, ctx.args.partitions, ctx.args.log_level),
+        **topics,
+        "RK_PORTAL__URL": portal.nachrichten_url,
+        **_worker_overrides(ctx),
+    }
+    child = cli_child(["worker", "--role", "delivery"], env, "delivery worker", root=ctx.args.worker_root)
+    try:
+        progress = await follow(portal.stored, Progress(len(ctx.outbox)), ctx.args.timeout, [child])
+        order = await order_kept(portal, ctx.expected)
+        dlq = await _count(ctx, topics["RK_TOPICS__DLQ"])
+    finally:
+        child.stop()
+        await portal.close()
+        await delete_topics_containing(ctx.bootstrap, marker)
+    note = f"DLQ {dlq}" + ("" if progress.done else f"; TIMEOUT at {progress.count:,}")
+    return _said(Row("(b) dispatcher (worker --role delivery)", latency_ms, progress, order, note))
+
+
+async def order_kept(portal: PortalSim, expected: dict[str, int]) -> str:
+    """Every Vorgang at the portal: sequence numbers ascending in arrival order, and all of its messages there."""
+    limit = asyncio.Semaphore(16)
+    problems: list[str] = []
+
+    async def check(vorgang_id: str, count: int) -> None:
+        async with limit:
+            rows = await portal.nachrichten(vorgang_id)
+        sequences = [int(row["sequence"]) for row in rows]
+        if sequences != sorted(sequences) or len(set(sequences)) != len(sequences):
+            problems.append(f"{vorgang_id}: out of order")
+        elif len(sequences) != count:
+            problems.append(f"{vorgang_id}: {len(sequences)} of {count}")
+
+    await asyncio.gather(*(check(v, n) for v, n in expected.items()))
+    if problems:
+        return f"no ({len(problems)} of {len(expected)} Vorgänge: {problems[0]})"
+    return f"yes ({len(expected)} of {len(expected)} Vorgänge checked)"
+
+
+async def _count(ctx: Context, topic: str) -> int:
+    async with TopicCounter(ctx.bootstrap, topic, ctx.args.partitions) as counter:
+        return await counter()
+
+
+# -- the portal's ceiling ----------------------------------------------------------------------------------------
+
+
+async def run_ceiling(ctx: Context, latency_ms: int) -> Row:
+    marker = unique("bench-dlv-ceiling")
+    portal = PortalSim(ctx.workdir / f"{marker}.db", latency_ms)
+    adapter = XoevHttpPortal(PortalSettings(url=portal.nachrichten_url))
+    limit = asyncio.Semaphore(CEILING_CONCURRENCY)
+
+    async def post(record: Record) -> None:
+        key, value, headers = record
+        uuid = dict(headers)["nachrichtenUUID"].decode()
+        async with limit:
+            await adapter.send(OutboundMessage(uuid, (key or b"").decode(), value or b""))
+
+    sender = asyncio.gather(*(post(r) for r in ctx.outbox), return_exceptions=True)
+    try:
+        progress = await follow(portal.stored, Progress(len(ctx.outbox)), ctx.args.timeout, [portal.child])
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        await adapter.aclose()
+        await portal.close()
+    name = f"ceiling: bench POSTs directly, {CEILING_CONCURRENCY} in flight"
+    return _said(Row(name, latency_ms, progress, note="adapter default: 100 connections"))
+
+
+# -- end to end --------------------------------------------------------------------------------------------------
+
+
+async def start_all_worker(
+    ctx: Context, marker: str, portal: PortalSim, partitions: int
+) -> tuple[Child, dict[str, str], str]:
+    pipeline = pipeline_env(ctx.bootstrap, marker, ctx.workdir / marker, partitions=partitions)
+    await create_topics(ctx.bootstrap, list(pipeline.source_topics.values()), partitions)
+    env = {
+        **pipeline.env,
+        **worker_env(ctx.bootstrap, pipeline.app_id, ctx.workdir / marker / "data", partitions, ctx.args.log_level),
+        "RK_PORTAL__URL": portal.nachrichten_url,
+        **_worker_overrides(ctx),
+    }
+    child = cli_child(["worker", "--role", "all"], env, "worker all", root=ctx.args.worker_root)
+    return child, env, pipeline.source_topics["hundesteuer"]
+
+
+async def run_end_to_end(ctx: Context) -> Row:
+    marker = unique("bench-e2e")
+    events = hundesteuer_events(marker, vorgaenge=max(1, ctx.args.e2e_events // 20))[: ctx.args.e2e_events]
+    portal = PortalSim(ctx.workdir / f"{marker}.db", 0)
+    child, _env, source = await start_all_worker(ctx, marker, portal, ctx.args.partitions)
+    try:
+        await produce(ctx.bootstrap, source, [e.record for e in events])
+        progress = await follow(portal.stored, Progress(len(events)), ctx.args.timeout, [child])
+        expected: dict[str, int] = {}
+        for e in events:
+            expected[e.vorgang_id] = expected.get(e.vorgang_id, 0) + 1
+        order = await order_kept(portal, expected)
+    finally:
+        child.stop()
+        await portal.close()
+        await delete_topics_containing(ctx.bootstrap, marker)
+    note = "source events pre-produced" + ("" if progress.done else f"; TIMEOUT at {progress.count:,}")
+    return _said(Row("end to end (worker --role all)", 0, progress, order, note))
+
+
+@dataclass(frozen=True)
+class Latency:
+    events: int
+    produced_rate: float
+    delivered: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+async def run_steady(ctx: Context) -> Latency:
+    """Paced source events through a running ``--role all`` worker; latency per event at the portal."""
+    marker = unique("bench-steady")
+    rate, seconds = ctx.args.steady_rate, ctx.args.steady_seconds
+    total = int(rate * seconds)
+    events = hundesteuer_events(marker, vorgaenge=max(1, math.ceil(total / 20)))[:total]
+    portal = PortalSim(ctx.workdir / f"{marker}.db", 0)
+    child, env, source = await start_all_worker(ctx, marker, portal, ctx.args.partitions)
+    try:
+        child.wait_for_event("worker ready", timeout=120)
+        await _until_ready(int(env["RK_WEB__PORT"]), child)
+        sent_at, produced_rate = await produce_paced(ctx.bootstrap, source, [e.record for e in events], rate)
+        progress = await follow(portal.stored, Progress(total), ctx.args.timeout, [child])
+        received = await first_received(portal, sorted({e.vorgang_id for e in events}))
+    finally:
+        child.stop()
+        await portal.close()
+        await delete_topics_containing(ctx.bootstrap, marker)
+    latencies = [(received[uuid] - at) * 1000 for uuid, at in sent_at.items() if uuid in received]
+    result = Latency(
+        total, produced_rate, progress.count, quantile(latencies, 0.5), quantile(latencies, 0.99), max(latencies)
+    )
+    print(f"  steady {rate}/s: p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, max {result.max_ms:.0f} ms")
+    return result
+
+
+async def _until_ready(port: int, child: Child, limit_s: float = 60.0) -> None:
+    """Until the worker's /readyz answers 200 (partitions of both stages assigned)."""
+    deadline = time.monotonic() + limit_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            child.check_alive()
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)  # polling the worker's readiness, bounded
+    raise TimeoutError(f"worker not ready within {limit_s}s")
+
+
+async def produce_paced(
+    bootstrap: str, topic: str, records: Sequence[Record], rate: float
+) -> tuple[dict[str, float], float]:
+    """Produce at ``rate`` records/s in 10 ms ticks with statusZeit = now; the wall time each was handed over."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    futures: list[asyncio.Future[Any]] = []
+    tick = 0.01
+    started = time.monotonic()
+    try:
+        for i, (key, value, headers) in enumerate(records):
+            due = started + i / rate
+            if due - time.monotonic() > tick / 2:
+                await asyncio.sleep(due - time.monotonic())  # the pace itself
+            now = datetime.now(UTC)
+            value, headers, event_id = _now(value or b"", headers, now)
+            sent_at[nachrichten_uuid(SOURCE, event_id)] = now.timestamp()
+            futures.append(await producer.send(topic, value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent_at, len(records) / (time.monotonic() - started)
+
+
+def _now(value: bytes, headers: list[tuple[str, bytes]], now: datetime) -> tuple[bytes, list[tuple[str, bytes]], str]:
+    data = json.loads(value)
+    data["statusZeit"] = now.isoformat(timespec="milliseconds")
+    stamped = [(k, now.isoformat(timespec="milliseconds").encode() if k == "ce_time" else v) for k, v in headers]
+    event_id = dict(headers)["ce_id"].decode()
+    return json.dumps(data).encode(), stamped, event_id
+
+
+async def first_received(portal: PortalSim, vorgaenge: Sequence[str]) -> dict[str, float]:
+    limit = asyncio.Semaphore(16)
+    received: dict[str, float] = {}
+
+    async def one(vorgang_id: str) -> None:
+        async with limit:
+            rows = await portal.nachrichten(vorgang_id)
+        for row in rows:
+            received[row["nachrichtenUUID"]] = datetime.fromisoformat(row["firstReceivedAt"]).timestamp()
+
+    await asyncio.gather(*(one(v) for v in vorgaenge))
+    return received
+
+
+# -- main --------------------------------------------------------------------------------------------------------
+
+
+def _said(row: Row) -> Row:
+    state = f"  [{row.note}]" if row.note else ""
+    print(f"  {row.run:<48} {row.latency_ms:>3} ms {per_s(row.rate):>7} msgs/s  order {row.order}{state}")
+    return row
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    bootstrap = bootstrap_address()
+    print(machine_description())
+    print(f"busy before the run: {', '.join(busy_processes()) or 'nothing'}")
+    latencies = [int(x) for x in args.latencies.split(",") if x.strip()]
+    rows: list[Row] = []
+    steady: Latency | None = None
+    with tempfile.TemporaryDirectory(prefix="rk-bench-delivery-") as tmp:
+        ctx = Context(args, bootstrap, Path(tmp))
+        started = time.monotonic()
+        ctx.outbox, ctx.expected = render_outbox(unique("dlv"), args.messages, args.vorgaenge)
+        print(f"rendered {len(ctx.outbox):,} outbox messages for {len(ctx.expected)} Vorgänge ", end="")
+        print(f"in {time.monotonic() - started:.1f}s")
+        for latency_ms in latencies:
+            rows.append(await run_naive(ctx, latency_ms))
+            rows.append(await run_dispatcher(ctx, latency_ms))
+            if args.ceiling:
+                rows.append(await run_ceiling(ctx, latency_ms))
+        if args.e2e_events:
+            rows.append(await run_end_to_end(ctx))
+        if args.steady_seconds:
+            steady = await run_steady(ctx)
+    print(f"load average after the run: {load_average()}")
+    summarise(rows, steady, args)
+
+
+def summarise(rows: list[Row], steady: Latency | None, args: argparse.Namespace) -> None:
+    baseline = {r.latency_ms: r.rate for r in rows if r.run.startswith("(a)")}
+    table = []
+    for r in rows:
+        base = baseline.get(r.latency_ms) if not r.run.startswith("end to end") else None
+        ratio = f"{r.rate / base:.1f}×" if base else ""
+        table.append([r.run, f"{r.latency_ms} ms", per_s(r.rate), ratio, r.order, r.note])
+    print()
+    print(f"{args.messages:,} outbox messages over {args.vorgaenge} Vorgänge, {args.partitions} partitions")
+    print(markdown_table(["run", "portal latency", "msgs/s", "× naive (a)", "order kept", "note"], table))
+    if steady is not None:
+        print(
+            f"steady {args.steady_rate}/s for {args.steady_seconds}s (produced at {steady.produced_rate:,.0f}/s): "
+            f"{steady.delivered:,} of {steady.events:,} delivered; end-to-end latency p50 {steady.p50_ms:.0f} ms, "
+            f"p99 {steady.p99_ms:.0f} ms, max {steady.max_ms:.0f} ms"
+        )
+    for r in rows:
+        if r.run.startswith("(b)") and r.latency_ms == 50:
+            kept = r.order.startswith("yes")
+            met = r.rate >= GOAL_AT_50MS and kept
+            print(f"goal at 50 ms >= {GOAL_AT_50MS:,.0f} msgs/s with order kept:", "met" if met else "MISSED")
+        if r.run.startswith("end to end"):
+            print(
+                f"goal end to end >= {GOAL_END_TO_END:,.0f} msgs/s:", "met" if r.rate >= GOAL_END_TO_END else "MISSED"
+            )
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "_naive-agent":
+        naive_agent_main(json.loads(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="outbox messages per run (default 20,000)")
+    parser.add_argument("--vorgaenge", type=int, default=500, help="Vorgänge the messages belong to")
+    parser.add_argument("--partitions", type=int, default=12, help="partitions of every topic (default 12)")
+    parser.add_argument("--latencies", default="0,50", help="portal latencies in ms, comma-separated")
+    parser.add_argument(
+        "--naive-seconds", type=float, default=20.0, help="time bound of each naive run, from its first delivery"
+    )
+    parser.add_argument("--timeout", type=float, default=180.0, help="time bound of every other run")
+    parser.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True, help="portal ceiling runs")
+    parser.add_argument("--e2e-events", type=int, default=20_000, help="source events end to end (0: skip)")
+    parser.add_argument("--steady-rate", type=float, default=500.0, help="events/s of the latency run")
+    parser.add_argument("--steady-seconds", type=float, default=20.0, help="length of the latency run (0: skip)")
+    parser.add_argument("--log-level", default="INFO", help="the worker's log level (INFO: one line per message)")
+    parser.add_argument("--worker-root", type=Path, help="run the worker from a scratch copy (to try a change)")
+    parser.add_argument(
+        "--worker-env", action="append", default=[], metavar="RK_X=V", help="extra worker setting (repeatable)"
+    )
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
