@@ -60,6 +60,11 @@ def _get(url: str) -> tuple[int, Any] | None:
         return None
 
 
+def _text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+        return str(response.read().decode())
+
+
 def _log_time(line: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(line["timestamp"]).replace("Z", "+00:00"))
 
@@ -81,6 +86,9 @@ def test_readyz_is_503_until_the_worker_owns_partitions_then_200(
         poll(ready, timeout=WORKER_START_TIMEOUT, interval=0.05, what="/readyz 200")
         assigned = worker.wait_for_event("partitions assigned", timeout=30)
         health = _get(f"http://127.0.0.1:{env['RK_WEB__PORT']}/healthz")
+        # The sampler reports what this lone worker owns: both partitions of its events topic.
+        owned = 'rueckkanal_assigned_partitions{stage="lifecycle"} 2.0'
+        poll(lambda: owned in _text(f"http://127.0.0.1:{env['RK_WEB__PORT']}/metrics"), timeout=45, what=owned)
 
     _, first_status, first_body = answers[0]
     assert first_status == 503, answers[:3]

@@ -1,0 +1,91 @@
+"""Readiness and lag of the faust consumer, computed from what faust reports (faked here, real in integration)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+from prometheus_client import REGISTRY
+
+from streams.web import _FaustConsumerState
+
+EVENTS = "rk.events"
+SOURCE = "fv.hundesteuer.status"
+
+
+class FakeConsumer:
+    def __init__(self, committed: dict[TP, int | None], ends: dict[TP, int], earliest: dict[TP, int]) -> None:
+        self._committed_offset = committed
+        self._ends = ends
+        self._earliest = earliest
+        self.asked_earliest: list[TP] = []
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self._ends[tp] for tp in tps}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        self.asked_earliest.extend(tps)
+        return {tp: self._earliest[tp] for tp in tps}
+
+
+def _app(actives: set[TP], consumer: Any, agents: int = 2) -> Any:
+    return SimpleNamespace(
+        agents={f"agent{i}": object() for i in range(agents)},
+        assignor=SimpleNamespace(assigned_actives=lambda: actives),
+        consumer=consumer,
+    )
+
+
+def _gauge(name: str, stage: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"stage": stage})
+
+
+async def test_lag_is_end_minus_committed_per_stage_and_faust_topics_are_left_out() -> None:
+    src0, src1, ev0, changelog, leader = (
+        TP(SOURCE, 0),
+        TP(SOURCE, 1),
+        TP(EVENTS, 0),
+        TP("rk-lifecycle-changelog", 0),
+        TP("rk-__assignor-__leader", 0),
+    )
+    consumer = FakeConsumer(
+        committed={src0: 100, src1: None, ev0: 7, changelog: 0, leader: 0},
+        ends={src0: 130, src1: 12, ev0: 7},
+        earliest={src1: 2},
+    )
+    state = _FaustConsumerState(_app({src0, src1, ev0, changelog, leader}, consumer), EVENTS)
+    state.joined = True
+    await state.sample()
+    # ingest: 30 behind on partition 0, nothing committed on partition 1 yet, so 10 records from its start
+    assert _gauge("rueckkanal_consumer_lag_messages", "ingest") == 40
+    assert _gauge("rueckkanal_consumer_lag_messages", "lifecycle") == 0
+    assert _gauge("rueckkanal_assigned_partitions", "ingest") == 2
+    assert _gauge("rueckkanal_assigned_partitions", "lifecycle") == 1
+    assert consumer.asked_earliest == [src1]
+
+
+async def test_no_sample_while_rebalancing_or_before_joining() -> None:
+    tp = TP(EVENTS, 3)
+    consumer = FakeConsumer(committed={tp: 0}, ends={tp: 999}, earliest={})
+    state = _FaustConsumerState(_app({tp}, consumer), EVENTS)
+    before = _gauge("rueckkanal_consumer_lag_messages", "lifecycle")
+    await state.sample()  # not joined
+    state.joined, state.rebalancing = True, True
+    await state.sample()
+    assert _gauge("rueckkanal_consumer_lag_messages", "lifecycle") == before
+
+
+def test_readiness_problem_follows_the_group() -> None:
+    tp = TP(EVENTS, 0)
+    actives: set[TP] = set()
+    state = _FaustConsumerState(_app(actives, FakeConsumer({}, {}, {})), EVENTS)
+    assert state.problem() == "consumer has not joined its group yet"
+    state.joined = True
+    assert state.problem() == "no partitions assigned (more workers than partitions?)"
+    actives.add(tp)
+    assert state.problem() is None
+    state.rebalancing = True
+    assert state.problem() == "consumer group is rebalancing"
+    without_agents = _FaustConsumerState(_app(set(), FakeConsumer({}, {}, {}), agents=0), EVENTS)
+    assert without_agents.problem() is None  # a delivery-only worker has no faust consumer to wait for
