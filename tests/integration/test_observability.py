@@ -60,6 +60,14 @@ def _get(url: str) -> tuple[int, Any] | None:
         return None
 
 
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def _text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
         return str(response.read().decode())
@@ -87,6 +95,10 @@ def test_readyz_is_503_until_the_worker_owns_partitions_then_200(
         assigned = worker.wait_for_event("partitions assigned", timeout=30)
         health = _get(f"http://127.0.0.1:{env['RK_WEB__PORT']}/healthz")
         # The sampler reports what this lone worker owns: both partitions of its events topic.
+        # faust's own views that would expose table contents and internals are off.
+        base = f"http://127.0.0.1:{env['RK_WEB__PORT']}"
+        hidden = {path: _status(base + path) for path in ("/table/", "/router/", "/graph/", "/assignment/")}
+        index = _get(base + "/")
         owned = 'rueckkanal_assigned_partitions{stage="lifecycle"} 2.0'
         poll(lambda: owned in _text(f"http://127.0.0.1:{env['RK_WEB__PORT']}/metrics"), timeout=45, what=owned)
 
@@ -103,6 +115,8 @@ def test_readyz_is_503_until_the_worker_owns_partitions_then_200(
     assert ready_at >= _log_time(assigned), (ready_at, assigned)
     assert all(status == 503 for at, status, _ in answers if at < _log_time(assigned))
     assert health is not None and health[0] == 200 and health[1]["status"] == "ok"
+    assert hidden == dict.fromkeys(hidden, 404)
+    assert index == (200, {"status": "OK"})
 
 
 def test_prometheus_scrapes_every_metric_of_the_catalogue_the_dashboard_and_the_alerts(
