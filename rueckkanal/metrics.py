@@ -25,6 +25,9 @@ STAGES = ("ingest", "lifecycle", "delivery")
 DELIVERY_OUTCOMES = ("delivered", "duplicate", "dead_lettered")
 ATTEMPT_RESULTS = ("success", "transient", "permanent")
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# Reasons an event can be refused with at ingest (the delivery stage's portal_* reasons never apply there).
+INGEST_REASONS = tuple(r for r in Reason if not r.value.startswith("portal_"))
+LIFECYCLE_WARNINGS = (Reason.STALE_EVENT, Reason.ILLEGAL_TRANSITION)
 
 
 class Metrics:
@@ -146,6 +149,10 @@ class Metrics:
             self.events_consumed.labels(source)
             self.events_duplicate.labels(source)
             self.messages_rendered.labels(source)
+            for reason in INGEST_REASONS:
+                self.events_rejected.labels(source, reason.value)
+            for reason in LIFECYCLE_WARNINGS:
+                self.lifecycle_warnings.labels(source, reason.value)
         for stage in STAGES:
             self.ingest_duration.labels(stage)
             self.consumer_lag.labels(stage)

@@ -16,6 +16,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -175,7 +176,6 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
-        secrets_dir=os.environ.get("RK_SECRETS_DIR"),
     )
 
     app_id: str = Field("rueckkanal", description="consumer group and changelog topic prefix")
@@ -202,7 +202,19 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = os.environ.get("RK_SECRETS_DIR")
+        if secrets_dir:
+            # One file per secret, named like its variable in lower case (``rk_kafka__sasl_password``), as a
+            # Kubernetes Secret volume mounts them; read when the settings are built, not when this module loads.
+            sources.append(
+                NestedSecretsSettingsSource(
+                    file_secret_settings,
+                    secrets_dir=secrets_dir,
+                    secrets_nested_delimiter="__",
+                    secrets_dir_missing="error",
+                )
+            )
         config_file = os.environ.get("RK_CONFIG_FILE")
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))

@@ -46,3 +46,28 @@ def test_unknown_keys_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RK_CONFIG_FILE", str(config))
     with pytest.raises(ValidationError, match="outbx"):
         Settings()
+
+
+def test_secret_files_fill_nested_settings_as_kubernetes_mounts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "rk_kafka__sasl_password").write_text("aus-der-datei\n")
+    (tmp_path / "rk_portal__oauth2__client_secret").write_text("portal-geheim")
+    monkeypatch.setenv("RK_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("RK_PORTAL__AUTH", "oauth2")
+    monkeypatch.setenv("RK_PORTAL__OAUTH2__TOKEN_URL", "https://portal.example/token")
+    monkeypatch.setenv("RK_PORTAL__OAUTH2__CLIENT_ID", "leipzig")
+    settings = Settings()
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == "aus-der-datei"
+    assert settings.portal.oauth2 is not None
+    assert settings.portal.oauth2.client_secret.get_secret_value() == "portal-geheim"
+
+
+def test_environment_wins_over_a_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "rk_kafka__sasl_password").write_text("datei")
+    monkeypatch.setenv("RK_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("RK_KAFKA__SASL_PASSWORD", "umgebung")
+    settings = Settings()
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == "umgebung"
