@@ -7,6 +7,7 @@ waits on the broker (committed offsets), never on the clock.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -70,7 +71,7 @@ async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_no
     bad = bad_corpus()
     hundesteuer = pipeline.source_topics["hundesteuer"]
 
-    with ingest_worker(pipeline):
+    with ingest_worker(pipeline) as worker:
         landed: dict[str, tuple[BadCase, int, int]] = {}
         chunk = len(valid) // len(bad) + 1
         for i, case in enumerate(bad):  # interleave: some valid events, one bad one, some valid events, ...
@@ -102,6 +103,21 @@ async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_no
         await _caught_up(kafka_bootstrap, pipeline)
         assert len(await read_all(kafka_bootstrap, pipeline.outbox)) == len(valid)
         assert len(await read_all(kafka_bootstrap, pipeline.dlq)) == len(bad)
+    _assert_log_has_outcomes_but_no_vorgang_ids_or_payloads(worker, valid, bad)
+
+
+def _assert_log_has_outcomes_but_no_vorgang_ids_or_payloads(
+    worker: CliProcess, valid: list[ValidEvent], bad: list[BadCase]
+) -> None:
+    lines = [json.dumps(line, ensure_ascii=False) for line in worker.lines]
+    outcomes = Counter(line.get("outcome") for line in worker.lines if line.get("event") == "message outcome")
+    assert outcomes["outboxed"] == len(valid)
+    assert outcomes["dead_lettered"] == len(bad)
+    assert outcomes["duplicate"] == 100
+    secrets = {e.vorgang_id for e in valid} | {"bundid:postfach:", "Kassenzeichen", "epayment.leipzig.de"}
+    for line in lines:
+        leaked = [s for s in secrets if s in line]
+        assert not leaked, (leaked, line[:300])
 
 
 def _assert_outbox_is_exactly_the_valid_events_in_order(
