@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,3 +213,30 @@ async def _wait_for_outbox(bootstrap: str, topic: str, at_least: int) -> None:
             return
         await asyncio.sleep(0.1)  # polling the broker's end offsets, bounded
     raise TimeoutError(f"{topic} never reached {at_least} records")
+
+
+async def test_warn_policy_delivers_an_illegal_transition_and_counts_it(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    pipeline = await _setup(kafka_bootstrap, unique, tmp_path)
+    pipeline.env["RK_INGEST__LIFECYCLE_POLICY"] = "warn"
+    hundesteuer = pipeline.source_topics["hundesteuer"]
+    first, second = hundesteuer_events(unique, vorgaenge=1, steps=2)  # 100, 120
+    jump_back = _with_status(second, "110", "-zurueck")  # 120 → 110 is not in the lifecycle table
+    with ingest_worker(pipeline):
+        await produce(kafka_bootstrap, hundesteuer, [first.record, second.record, jump_back])
+        await _caught_up(kafka_bootstrap, pipeline)
+        metrics = await asyncio.to_thread(_scrape, int(pipeline.env["RK_WEB__PORT"]))
+    outbox = await read_all(kafka_bootstrap, pipeline.outbox)
+    assert [(_header(r, "status"), _header(r, "rk.sequence")) for r in outbox] == [
+        ("100", "1"),
+        ("120", "2"),
+        ("110", "3"),
+    ]
+    assert not await read_all(kafka_bootstrap, pipeline.dlq)
+    assert 'rueckkanal_lifecycle_warnings_total{reason="illegal_transition",source="hundesteuer"} 1.0' in metrics
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
