@@ -46,20 +46,6 @@ def tools() -> Tools:
     return ops_tools()
 
 
-def _settings_read_nested_secret_files(tmp_path: Path) -> bool:
-    """Whether Settings reads ``RK_SECRETS_DIR/rk_kafka__sasl_password`` (one file per nested secret)."""
-    secrets = tmp_path / "probe-secrets"
-    secrets.mkdir()
-    (secrets / "rk_kafka__sasl_password").write_text("probe")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RK_")} | {"RK_SECRETS_DIR": str(secrets)}
-    code = (
-        "from rueckkanal.settings import Settings; p = Settings().kafka.sasl_password; "
-        "print(p and p.get_secret_value())"
-    )
-    probe = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
-    return probe.stdout.strip() == "probe"
-
-
 def _pod_view(docs: list[dict[str, Any]], tmp_path: Path) -> dict[str, str]:
     """Lay out config, fachverfahren and secret files as the pod sees them; return the container env."""
     deployment = of_kind(docs, "Deployment")[0]
@@ -92,11 +78,6 @@ def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None,
     assert rendered.returncode == 0, rendered.stderr
     docs = manifests(rendered.stdout)
     env = _pod_view(docs, tmp_path)
-    if "RK_SECRETS_DIR" in env and not _settings_read_nested_secret_files(tmp_path):
-        pytest.xfail(
-            "rueckkanal/settings.py ignores one-file-per-secret files for nested settings "
-            "(needs NestedSecretsSettingsSource with secrets_nested_delimiter='__'); the chart mounts them so"
-        )
     raw = yaml.safe_load((values or CHART / "values.yaml").read_text(encoding="utf-8")) or {}
     defaults = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
     probe_env = {k: v for k, v in os.environ.items() if not k.startswith("RK_")} | env
