@@ -165,6 +165,14 @@ class Child:
             lines = f.read().splitlines()[-n:]
         return [str(_parse(raw).get("event", raw))[:300] for raw in lines]
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (all its threads), from /proc; 0 where there is none."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def count_lines(self, needle: str) -> int:
         """Log lines containing ``needle`` so far (e.g. the per-message outcome lines)."""
         with self.log_path.open(encoding="utf-8", errors="replace") as f:
@@ -236,9 +244,23 @@ class Progress:
 
     target: int
     samples: list[tuple[float, int]] = field(default_factory=list)
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # child name → CPU seconds at each sample
 
-    def add(self, count: int) -> None:
+    def add(self, count: int, children: Sequence[Child] = ()) -> None:
         self.samples.append((time.monotonic(), count))
+        for child in children:
+            self.cpu.setdefault(child.name, []).append(child.cpu_seconds())
+
+    def cpu_share(self, name: str) -> float:
+        """CPU time of that child over the measured span, per second of wall time (1.0 = one core busy)."""
+        values = self.cpu.get(name)
+        index = next((i for i, (_, c) in enumerate(self.samples) if c > 0), None)
+        if not values or index is None or self.seconds <= 0:
+            return 0.0
+        return (values[-1] - values[index]) / self.seconds
+
+    def cpu_note(self) -> str:
+        return ", ".join(f"{name} {self.cpu_share(name):.0%}" for name in self.cpu)
 
     @property
     def count(self) -> int:
@@ -273,11 +295,12 @@ async def follow(
     startup_s: float = 120.0,
 ) -> Progress:
     """Poll ``counter`` (an async count) until the target is reached, or ``limit_s`` seconds after the first
-    progress (``startup_s`` for that first progress: process start, group join, recovery)."""
+    progress (``startup_s`` for that first progress: process start, group join, recovery). The children's CPU
+    time is sampled with every count, and each must stay alive."""
     deadline = time.monotonic() + startup_s
     started = False
     while True:
-        progress.add(int(await counter()))
+        progress.add(int(await counter()), children)
         if not started and progress.count > 0:
             started, deadline = True, time.monotonic() + limit_s
         if progress.done or time.monotonic() >= deadline:
@@ -341,12 +364,12 @@ async def delete_topics_containing(bootstrap: str, marker: str) -> int:
 class PortalSim:
     """A ``rueckkanal portal-sim`` child with a fresh SQLite file, and a small client for its admin endpoints."""
 
-    def __init__(self, db: Path, latency_ms: int = 0) -> None:
+    def __init__(self, db: Path, latency_ms: int = 0, profile: tuple[str, Path] | None = None) -> None:
         # INFO: the ready line is logged at INFO; nothing is logged per message at that level.
         args = ["portal-sim", "--port", "0", "--db", str(db), "--log-level", "INFO"]
         if latency_ms:
             args += ["--latency-min-ms", str(latency_ms), "--latency-max-ms", str(latency_ms)]
-        self.child = cli_child(args, {}, "portal-sim")
+        self.child = cli_child(args, {}, "portal-sim", profile=profile)
         ready = self.child.wait_for_event("portal-sim ready", timeout=60)
         self.base_url = f"http://127.0.0.1:{ready['port']}"
         self.nachrichten_url = str(ready["url"])

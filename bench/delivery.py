@@ -79,6 +79,7 @@ SELF = Path(__file__).resolve()
 GOAL_AT_50MS = 2_000.0
 GOAL_END_TO_END = 3_000.0
 CEILING_CONCURRENCY = 256
+ALL_RUNS = "naive,dispatcher,ceiling,e2e,steady"
 
 
 @dataclass
@@ -197,7 +198,7 @@ async def run_naive(ctx: Context, latency_ms: int) -> Row:
     }
     child = Child([sys.executable, str(SELF), "_naive-agent", json.dumps(config)], {}, "naive agent")
     try:
-        progress = await follow(portal.stored, Progress(len(ctx.outbox)), ctx.args.naive_seconds, [child])
+        progress = await follow(portal.stored, Progress(len(ctx.outbox)), ctx.args.naive_seconds, [child, portal.child])
     finally:
         child.stop()
         await portal.close()
@@ -213,8 +214,16 @@ def _worker_overrides(ctx: Context) -> dict[str, str]:
     return dict(item.split("=", 1) for item in ctx.args.worker_env)
 
 
-async def run_dispatcher(ctx: Context, latency_ms: int) -> Row:
+def _profile(ctx: Context, marker: str, wanted: bool) -> tuple[str, Path] | None:
+    kind = ctx.args.profile_worker
+    if not (wanted and kind):
+        return None
+    return kind, Path(tempfile.gettempdir()) / f"{marker}-worker.{'prof' if kind == 'cprofile' else 'txt'}"
+
+
+async def run_dispatcher(ctx: Context, latency_ms: int, profiled: bool = False) -> Row:
     marker = unique("bench-dlv-disp")
+    profile = _profile(ctx, marker, profiled)
     topics = await fresh_outbox(ctx, marker)
     portal = PortalSim(ctx.workdir / f"{marker}.db", latency_ms)
     env = {
@@ -223,9 +232,11 @@ async def run_dispatcher(ctx: Context, latency_ms: int) -> Row:
         "RK_PORTAL__URL": portal.nachrichten_url,
         **_worker_overrides(ctx),
     }
-    child = cli_child(["worker", "--role", "delivery"], env, "delivery worker", root=ctx.args.worker_root)
+    child = cli_child(
+        ["worker", "--role", "delivery"], env, "delivery worker", root=ctx.args.worker_root, profile=profile
+    )
     try:
-        progress = await follow(portal.stored, Progress(len(ctx.outbox)), ctx.args.timeout, [child])
+        progress = await follow(portal.stored, Progress(len(ctx.outbox)), ctx.args.timeout, [child, portal.child])
         order = await order_kept(portal, ctx.expected)
         dlq = await _count(ctx, topics["RK_TOPICS__DLQ"])
     finally:
@@ -233,6 +244,8 @@ async def run_dispatcher(ctx: Context, latency_ms: int) -> Row:
         await portal.close()
         await delete_topics_containing(ctx.bootstrap, marker)
     note = f"DLQ {dlq}" + ("" if progress.done else f"; TIMEOUT at {progress.count:,}")
+    if profile:
+        note += f"; under {profile[0]}: {profile[1]}"
     return _said(Row("(b) dispatcher (worker --role delivery)", latency_ms, progress, order, note))
 
 
@@ -266,7 +279,10 @@ async def _count(ctx: Context, topic: str) -> int:
 
 async def run_ceiling(ctx: Context, latency_ms: int) -> Row:
     marker = unique("bench-dlv-ceiling")
-    portal = PortalSim(ctx.workdir / f"{marker}.db", latency_ms)
+    kind = ctx.args.profile_portal
+    out = Path(tempfile.gettempdir()) / f"{marker}-portal.{'prof' if kind == 'cprofile' else 'txt'}"
+    profile = (kind, out) if kind and latency_ms == 0 else None
+    portal = PortalSim(ctx.workdir / f"{marker}.db", latency_ms, profile=profile)
     adapter = XoevHttpPortal(PortalSettings(url=portal.nachrichten_url))
     limit = asyncio.Semaphore(CEILING_CONCURRENCY)
 
@@ -285,14 +301,15 @@ async def run_ceiling(ctx: Context, latency_ms: int) -> Row:
         await adapter.aclose()
         await portal.close()
     name = f"ceiling: bench POSTs directly, {CEILING_CONCURRENCY} in flight"
-    return _said(Row(name, latency_ms, progress, note="adapter default: 100 connections"))
+    note = "adapter default: 100 connections" + (f"; portal-sim under {kind}: {out}" if profile else "")
+    return _said(Row(name, latency_ms, progress, note=note))
 
 
 # -- end to end --------------------------------------------------------------------------------------------------
 
 
 async def start_all_worker(
-    ctx: Context, marker: str, portal: PortalSim, partitions: int
+    ctx: Context, marker: str, portal: PortalSim, partitions: int, profile: tuple[str, Path] | None = None
 ) -> tuple[Child, dict[str, str], str]:
     pipeline = pipeline_env(ctx.bootstrap, marker, ctx.workdir / marker, partitions=partitions)
     await create_topics(ctx.bootstrap, list(pipeline.source_topics.values()), partitions)
@@ -302,18 +319,19 @@ async def start_all_worker(
         "RK_PORTAL__URL": portal.nachrichten_url,
         **_worker_overrides(ctx),
     }
-    child = cli_child(["worker", "--role", "all"], env, "worker all", root=ctx.args.worker_root)
+    child = cli_child(["worker", "--role", "all"], env, "worker all", root=ctx.args.worker_root, profile=profile)
     return child, env, pipeline.source_topics["hundesteuer"]
 
 
-async def run_end_to_end(ctx: Context) -> Row:
+async def run_end_to_end(ctx: Context, profiled: bool = False) -> Row:
     marker = unique("bench-e2e")
+    profile = _profile(ctx, marker, profiled)
     events = hundesteuer_events(marker, vorgaenge=max(1, ctx.args.e2e_events // 20))[: ctx.args.e2e_events]
     portal = PortalSim(ctx.workdir / f"{marker}.db", 0)
-    child, _env, source = await start_all_worker(ctx, marker, portal, ctx.args.partitions)
+    child, _env, source = await start_all_worker(ctx, marker, portal, ctx.args.partitions, profile)
     try:
         await produce(ctx.bootstrap, source, [e.record for e in events])
-        progress = await follow(portal.stored, Progress(len(events)), ctx.args.timeout, [child])
+        progress = await follow(portal.stored, Progress(len(events)), ctx.args.timeout, [child, portal.child])
         expected: dict[str, int] = {}
         for e in events:
             expected[e.vorgang_id] = expected.get(e.vorgang_id, 0) + 1
@@ -323,6 +341,8 @@ async def run_end_to_end(ctx: Context) -> Row:
         await portal.close()
         await delete_topics_containing(ctx.bootstrap, marker)
     note = "source events pre-produced" + ("" if progress.done else f"; TIMEOUT at {progress.count:,}")
+    if profile:
+        note += f"; under {profile[0]}: {profile[1]}"
     return _said(Row("end to end (worker --role all)", 0, progress, order, note))
 
 
@@ -348,7 +368,7 @@ async def run_steady(ctx: Context) -> Latency:
         child.wait_for_event("worker ready", timeout=120)
         await _until_ready(int(env["RK_WEB__PORT"]), child)
         sent_at, produced_rate = await produce_paced(ctx.bootstrap, source, [e.record for e in events], rate)
-        progress = await follow(portal.stored, Progress(total), ctx.args.timeout, [child])
+        progress = await follow(portal.stored, Progress(total), ctx.args.timeout, [child, portal.child])
         received = await first_received(portal, sorted({e.vorgang_id for e in events}))
     finally:
         child.stop()
@@ -429,6 +449,9 @@ async def first_received(portal: PortalSim, vorgaenge: Sequence[str]) -> dict[st
 
 
 def _said(row: Row) -> Row:
+    cpu = row.progress.cpu_note()
+    if cpu:
+        row = Row(row.run, row.latency_ms, row.progress, row.order, "; ".join(n for n in (f"CPU {cpu}", row.note) if n))
     state = f"  [{row.note}]" if row.note else ""
     print(f"  {row.run:<48} {row.latency_ms:>3} ms {per_s(row.rate):>7} msgs/s  order {row.order}{state}")
     return row
@@ -447,15 +470,22 @@ async def main_async(args: argparse.Namespace) -> None:
         ctx.outbox, ctx.expected = render_outbox(unique("dlv"), args.messages, args.vorgaenge)
         print(f"rendered {len(ctx.outbox):,} outbox messages for {len(ctx.expected)} Vorgänge ", end="")
         print(f"in {time.monotonic() - started:.1f}s")
+        runs = set(args.runs.split(","))
         for latency_ms in latencies:
-            rows.append(await run_naive(ctx, latency_ms))
-            rows.append(await run_dispatcher(ctx, latency_ms))
-            if args.ceiling:
+            if "naive" in runs:
+                rows.append(await run_naive(ctx, latency_ms))
+            if "dispatcher" in runs:
+                rows.append(await run_dispatcher(ctx, latency_ms))
+            if "ceiling" in runs:
                 rows.append(await run_ceiling(ctx, latency_ms))
-        if args.e2e_events:
+        if "e2e" in runs:
             rows.append(await run_end_to_end(ctx))
-        if args.steady_seconds:
+        if "steady" in runs:
             steady = await run_steady(ctx)
+        if args.profile_worker:  # extra runs, not in the table: a profiler slows the worker down
+            print("profiled extra runs (not in the table):")
+            await run_dispatcher(ctx, 0, profiled=True)
+            await run_end_to_end(ctx, profiled=True)
     print(f"load average after the run: {load_average()}")
     summarise(rows, steady, args)
 
@@ -500,10 +530,20 @@ def main() -> None:
         "--naive-seconds", type=float, default=20.0, help="time bound of each naive run, from its first delivery"
     )
     parser.add_argument("--timeout", type=float, default=180.0, help="time bound of every other run")
-    parser.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True, help="portal ceiling runs")
-    parser.add_argument("--e2e-events", type=int, default=20_000, help="source events end to end (0: skip)")
+    parser.add_argument("--runs", default=ALL_RUNS, help=f"which runs, comma-separated (default {ALL_RUNS})")
+    parser.add_argument("--e2e-events", type=int, default=20_000, help="source events of the end-to-end run")
     parser.add_argument("--steady-rate", type=float, default=500.0, help="events/s of the latency run")
-    parser.add_argument("--steady-seconds", type=float, default=20.0, help="length of the latency run (0: skip)")
+    parser.add_argument("--steady-seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument(
+        "--profile-portal",
+        choices=["cprofile", "pyinstrument"],
+        help="run portal-sim under a profiler in the 0 ms ceiling run (pyinstrument: ad hoc, on PYTHONPATH)",
+    )
+    parser.add_argument(
+        "--profile-worker",
+        choices=["cprofile", "pyinstrument"],
+        help="extra (b) 0 ms and end-to-end runs with the worker under a profiler (not in the table)",
+    )
     parser.add_argument("--log-level", default="INFO", help="the worker's log level (INFO: one line per message)")
     parser.add_argument("--worker-root", type=Path, help="run the worker from a scratch copy (to try a change)")
     parser.add_argument(

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import pstats
+import signal
 import statistics
 import sys
 import tempfile
@@ -128,8 +130,21 @@ async def measure(r: Round, name: str, child: Child, output: str, limit_s: float
     first = next((t for t, c in progress.samples if c > 0), launched)
     result = Result(name, progress, first - launched)
     state = "" if progress.done else f"  (TIMEOUT after {limit_s:.0f}s at {progress.count:,})"
-    print(f"  {name:<8} {per_s(result.rate):>8} events/s over {progress.seconds:.1f}s{state}")
+    cpu = progress.cpu_share(child.name)
+    print(f"  {name:<8} {per_s(result.rate):>8} events/s over {progress.seconds:.1f}s, CPU {cpu:.0%} of a core{state}")
     return result
+
+
+async def run_aiokafka(r: Round, limit_s: float) -> Result:
+    config = {
+        "bootstrap": r.bootstrap,
+        "app_id": f"{r.marker}-aiokafka",
+        "source": r.source,
+        "sink": _sink(r.marker) + "-aiokafka",
+    }
+    await create_topics(r.bootstrap, [str(config["sink"])], r.partitions)
+    child = Child([sys.executable, str(SELF), "_aiokafka-agent", json.dumps(config)], r.overrides, "aiokafka")
+    return await measure(r, "aiokafka", child, str(config["sink"]), limit_s)
 
 
 async def run_noop(r: Round, limit_s: float) -> Result:
@@ -209,6 +224,47 @@ def noop_agent_main(config: dict[str, str | int]) -> None:
     faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
 
 
+def aiokafka_agent_main(config: dict[str, str | int]) -> None:
+    """The same pass-through with plain aiokafka (getmany, sends awaited per batch, then commit): the floor
+    without faust's per-event machinery (streams, acks, conductor)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from streams.ingest import BATCH_SIZE, BATCH_WITHIN_SECONDS
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            str(config["source"]),
+            bootstrap_servers=str(config["bootstrap"]),
+            group_id=str(config["app_id"]),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=BATCH_SIZE,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=str(config["bootstrap"]), acks="all")
+        await consumer.start()
+        await producer.start()
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=int(BATCH_WITHIN_SECONDS * 1000), max_records=BATCH_SIZE)
+                writes = []
+                for records in batch.values():
+                    for r in records:
+                        writes.append(
+                            await producer.send(str(config["sink"]), r.value, key=r.key, headers=list(r.headers))
+                        )
+                for write in writes:
+                    await write
+                if writes:
+                    await consumer.commit()
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        asyncio.run(run())
+
+
 # -- profile ---------------------------------------------------------------------------------------------------
 
 # Where a function's own time is counted: first matching marker in its file name or function name.
@@ -286,11 +342,23 @@ async def profile_ingest(r: Round, kind: str, limit_s: float) -> None:
 # -- main ------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RoundResult:
+    noop: Result
+    ingest: Result
+    dlq: int
+    aiokafka: Result | None
+
+    @property
+    def ratio(self) -> float:
+        return self.ingest.rate / self.noop.rate if self.noop.rate else 0.0
+
+
 async def main_async(args: argparse.Namespace) -> None:
     bootstrap = bootstrap_address()
     print(machine_description())
     print(f"busy before the run: {', '.join(busy_processes()) or 'nothing'}")
-    results: list[tuple[Result, Result, int]] = []
+    results: list[RoundResult] = []
     with tempfile.TemporaryDirectory(prefix="rk-bench-ingest-") as tmp:
         for n in range(args.rounds):
             print(f"round {n + 1}/{args.rounds}:")
@@ -298,7 +366,8 @@ async def main_async(args: argparse.Namespace) -> None:
             try:
                 noop = await run_noop(r, args.timeout)
                 ingest = await run_ingest(r, args.timeout)
-                results.append((noop, ingest, await dlq_count(r)))
+                floor = await run_aiokafka(r, args.timeout) if args.aiokafka else None
+                results.append(RoundResult(noop, ingest, await dlq_count(r), floor))
                 if args.profile and n == args.rounds - 1:
                     await profile_ingest(r, args.profile, args.timeout)
             finally:
@@ -308,27 +377,41 @@ async def main_async(args: argparse.Namespace) -> None:
     summarise(results, args)
 
 
-def summarise(results: list[tuple[Result, Result, int]], args: argparse.Namespace) -> None:
-    rows = []
-    for i, (noop, ingest, dlq) in enumerate(results, 1):
-        ratio = ingest.rate / noop.rate if noop.rate else 0.0
-        rows.append(
-            [str(i), per_s(noop.rate), per_s(ingest.rate), f"{ratio:.2f}", f"{ingest.startup_s:.1f}s", str(dlq)]
-        )
+def _cpu(result: Result | None) -> str:
+    shares = [result.progress.cpu_share(name) for name in result.progress.cpu] if result else []
+    return f"{shares[0]:.0%}" if shares else "-"
+
+
+def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
+    rows = [
+        [
+            str(i),
+            per_s(x.noop.rate),
+            per_s(x.ingest.rate),
+            f"{x.ratio:.2f}",
+            per_s(x.aiokafka.rate) if x.aiokafka else "-",
+            f"{_cpu(x.noop)} / {_cpu(x.ingest)} / {_cpu(x.aiokafka)}",
+            f"{x.ingest.startup_s:.1f}s",
+            str(x.dlq),
+        ]
+        for i, x in enumerate(results, 1)
+    ]
     header = [
         "round",
         "no-op faust pass-through, events/s",
         "ingest, events/s",
         "ingest / no-op",
+        "plain aiokafka pass-through, events/s",
+        "CPU of a core: no-op / ingest / aiokafka",
         "ingest start",
         "DLQ",
     ]
     print()
     print(f"{args.events:,} events, {args.partitions} partitions, one worker process each")
     print(markdown_table(header, rows))
-    noop_rate = statistics.median(n.rate for n, _, _ in results)
-    ingest_rate = statistics.median(i.rate for _, i, _ in results)
-    ratio = statistics.median(i.rate / n.rate for n, i, _ in results if n.rate)
+    noop_rate = statistics.median(x.noop.rate for x in results)
+    ingest_rate = statistics.median(x.ingest.rate for x in results)
+    ratio = statistics.median(x.ratio for x in results)
     print(f"median: ingest {per_s(ingest_rate)} events/s, no-op {per_s(noop_rate)} events/s, ratio {ratio:.2f}")
     print(f"goal >= {GOAL_RATE:,.0f} events/s:", "met" if ingest_rate >= GOAL_RATE else "MISSED")
     print(f"goal ratio >= {GOAL_RATIO}:", "met" if ratio >= GOAL_RATIO else "MISSED")
@@ -337,6 +420,9 @@ def summarise(results: list[tuple[Result, Result, int]], args: argparse.Namespac
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "_noop-agent":
         noop_agent_main(json.loads(sys.argv[2]))
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "_aiokafka-agent":
+        aiokafka_agent_main(json.loads(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000, help="source events per round (default 20,000)")
@@ -352,6 +438,12 @@ def main() -> None:
         help="extra environment of both children, e.g. PRODUCER_LINGER=0.005 (faust reads it) (repeatable)",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measured run")
+    parser.add_argument(
+        "--aiokafka",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also a plain aiokafka pass-through (the floor without faust's per-event machinery)",
+    )
     parser.add_argument(
         "--profile",
         choices=["cprofile", "pyinstrument"],
