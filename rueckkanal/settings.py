@@ -73,6 +73,11 @@ class LogFormat(StrEnum):
 class LogSettings(_Section):
     format: LogFormat = LogFormat.JSON
     level: str = "INFO"
+    hash_key: SecretStr | None = Field(
+        None,
+        description="key of the Vorgang hash in log lines; set it (file rk_log__hash_key) so that all replicas "
+        "hash a Vorgang alike, and an operator can find one Vorgang's lines across pods. Unset: random per process",
+    )
 
 
 class IngestSettings(_Section):

@@ -59,9 +59,8 @@ def logging_config(settings: LogSettings) -> dict[str, Any]:
 
     Also sets the key of :func:`vorgang_ref` from ``settings.hash_key`` when the settings carry one.
     """
-    hash_key = getattr(settings, "hash_key", None)
-    if hash_key is not None:
-        configure_vorgang_hash(hash_key.get_secret_value() if hasattr(hash_key, "get_secret_value") else hash_key)
+    if settings.hash_key is not None:
+        configure_vorgang_hash(settings.hash_key.get_secret_value())
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if settings.format is LogFormat.JSON
