@@ -46,7 +46,7 @@ async def _caught_up(bootstrap: str, pipeline: PipelineEnv) -> None:
     topics = [*pipeline.source_topics.values(), pipeline.events]
     while True:
         before = await end_offsets(bootstrap, topics)
-        await wait_until_caught_up(bootstrap, pipeline.app_id, topics)
+        await wait_until_caught_up(bootstrap, pipeline.app_id, topics, within_s=300)
         if await end_offsets(bootstrap, topics) == before:
             return
 
@@ -208,7 +208,7 @@ async def test_sigkill_mid_run_loses_nothing_and_duplicates_are_counted(
 
 
 async def _wait_for_outbox(bootstrap: str, topic: str, at_least: int) -> None:
-    for _ in range(600):
+    for _ in range(3000):
         if sum((await end_offsets(bootstrap, [topic])).values()) >= at_least:
             return
         await asyncio.sleep(0.1)  # polling the broker's end offsets, bounded
