@@ -16,9 +16,10 @@ never skews a figure. The outbox is filled before the consumer starts, with N me
 each at every ``--latencies`` value (portal-sim ``--latency-min-ms = --latency-max-ms``). Then, at 0 ms:
 
 * **end to end**: ``rueckkanal worker --role all`` from pre-produced source events until the portal has them all;
-* **steady latency**: the same worker while source events are produced at a paced ``--steady-rate`` for
-  ``--steady-seconds``; latency = the portal's first receipt time − the time the event was handed to the producer
-  (the event's statusZeit is set to that moment too), p50/p99 over all events.
+* **steady latency**: a fresh worker of the same kind while source events are produced at a paced rate for
+  ``--steady-seconds``, once per ``--steady-rate`` (default 500/s as asked, and 200/s, below what one worker takes
+  here); latency = the portal's first receipt time − the time the event was handed to the producer (its
+  statusZeit is set to that moment too), p50/p99 over all events.
 
 Rates are measured from the first message the portal stored to the last (``/admin/stats`` polled every 100 ms),
 so process start and group join are left out. Results go into docs/benchmarks.md by hand, with the date, the
@@ -348,18 +349,20 @@ async def run_end_to_end(ctx: Context, profiled: bool = False) -> Row:
 
 @dataclass(frozen=True)
 class Latency:
+    rate: float
     events: int
     produced_rate: float
+    worker_cpu: float  # share of a core while the events were produced
     delivered: int
     p50_ms: float
     p99_ms: float
     max_ms: float
 
 
-async def run_steady(ctx: Context) -> Latency:
+async def run_steady(ctx: Context, rate: float) -> Latency:
     """Paced source events through a running ``--role all`` worker; latency per event at the portal."""
     marker = unique("bench-steady")
-    rate, seconds = ctx.args.steady_rate, ctx.args.steady_seconds
+    seconds = ctx.args.steady_seconds
     total = int(rate * seconds)
     events = hundesteuer_events(marker, vorgaenge=max(1, math.ceil(total / 20)))[:total]
     portal = PortalSim(ctx.workdir / f"{marker}.db", 0)
@@ -367,7 +370,9 @@ async def run_steady(ctx: Context) -> Latency:
     try:
         child.wait_for_event("worker ready", timeout=120)
         await _until_ready(int(env["RK_WEB__PORT"]), child)
+        cpu_before, started = child.cpu_seconds(), time.monotonic()
         sent_at, produced_rate = await produce_paced(ctx.bootstrap, source, [e.record for e in events], rate)
+        worker_cpu = (child.cpu_seconds() - cpu_before) / (time.monotonic() - started)
         progress = await follow(portal.stored, Progress(total), ctx.args.timeout, [child, portal.child])
         received = await first_received(portal, sorted({e.vorgang_id for e in events}))
     finally:
@@ -375,11 +380,35 @@ async def run_steady(ctx: Context) -> Latency:
         await portal.close()
         await delete_topics_containing(ctx.bootstrap, marker)
     latencies = [(received[uuid] - at) * 1000 for uuid, at in sent_at.items() if uuid in received]
+    print(f"    p50 latency per quarter of the run (ms): {_by_quarter(sent_at, received)}")
     result = Latency(
-        total, produced_rate, progress.count, quantile(latencies, 0.5), quantile(latencies, 0.99), max(latencies)
+        rate,
+        total,
+        produced_rate,
+        worker_cpu,
+        progress.count,
+        quantile(latencies, 0.5),
+        quantile(latencies, 0.99),
+        max(latencies),
     )
-    print(f"  steady {rate}/s: p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, max {result.max_ms:.0f} ms")
+    print(f"  {_latency_line(result)}")
     return result
+
+
+def _by_quarter(sent_at: dict[str, float], received: dict[str, float]) -> str:
+    """Median latency of the events produced in each quarter of the run: rising means the worker falls behind."""
+    ordered = sorted((at, (received[uuid] - at) * 1000) for uuid, at in sent_at.items() if uuid in received)
+    size = max(1, len(ordered) // 4)
+    quarters = [ordered[i : i + size] for i in range(0, len(ordered), size)][:4]
+    return " / ".join(f"{quantile([ms for _, ms in q], 0.5):,.0f}" for q in quarters)
+
+
+def _latency_line(x: Latency) -> str:
+    return (
+        f"steady {x.rate:,.0f}/s (produced at {x.produced_rate:,.0f}/s, worker CPU {x.worker_cpu:.0%} of a core): "
+        f"{x.delivered:,} of {x.events:,} delivered; latency p50 {x.p50_ms:,.0f} ms, p99 {x.p99_ms:,.0f} ms, "
+        f"max {x.max_ms:,.0f} ms"
+    )
 
 
 async def _until_ready(port: int, child: Child, limit_s: float = 60.0) -> None:
@@ -463,7 +492,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"busy before the run: {', '.join(busy_processes()) or 'nothing'}")
     latencies = [int(x) for x in args.latencies.split(",") if x.strip()]
     rows: list[Row] = []
-    steady: Latency | None = None
+    steady: list[Latency] = []
     with tempfile.TemporaryDirectory(prefix="rk-bench-delivery-") as tmp:
         ctx = Context(args, bootstrap, Path(tmp))
         started = time.monotonic()
@@ -481,7 +510,7 @@ async def main_async(args: argparse.Namespace) -> None:
         if "e2e" in runs:
             rows.append(await run_end_to_end(ctx))
         if "steady" in runs:
-            steady = await run_steady(ctx)
+            steady = [await run_steady(ctx, float(rate)) for rate in args.steady_rate.split(",")]
         if args.profile_worker:  # extra runs, not in the table: a profiler slows the worker down
             print("profiled extra runs (not in the table):")
             await run_dispatcher(ctx, 0, profiled=True)
@@ -490,7 +519,7 @@ async def main_async(args: argparse.Namespace) -> None:
     summarise(rows, steady, args)
 
 
-def summarise(rows: list[Row], steady: Latency | None, args: argparse.Namespace) -> None:
+def summarise(rows: list[Row], steady: list[Latency], args: argparse.Namespace) -> None:
     baseline = {r.latency_ms: r.rate for r in rows if r.run.startswith("(a)")}
     table = []
     for r in rows:
@@ -500,12 +529,8 @@ def summarise(rows: list[Row], steady: Latency | None, args: argparse.Namespace)
     print()
     print(f"{args.messages:,} outbox messages over {args.vorgaenge} Vorgänge, {args.partitions} partitions")
     print(markdown_table(["run", "portal latency", "msgs/s", "× naive (a)", "order kept", "note"], table))
-    if steady is not None:
-        print(
-            f"steady {args.steady_rate}/s for {args.steady_seconds}s (produced at {steady.produced_rate:,.0f}/s): "
-            f"{steady.delivered:,} of {steady.events:,} delivered; end-to-end latency p50 {steady.p50_ms:.0f} ms, "
-            f"p99 {steady.p99_ms:.0f} ms, max {steady.max_ms:.0f} ms"
-        )
+    for x in steady:
+        print(_latency_line(x))
     for r in rows:
         if r.run.startswith("(b)") and r.latency_ms == 50:
             kept = r.order.startswith("yes")
@@ -532,7 +557,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0, help="time bound of every other run")
     parser.add_argument("--runs", default=ALL_RUNS, help=f"which runs, comma-separated (default {ALL_RUNS})")
     parser.add_argument("--e2e-events", type=int, default=20_000, help="source events of the end-to-end run")
-    parser.add_argument("--steady-rate", type=float, default=500.0, help="events/s of the latency run")
+    parser.add_argument("--steady-rate", default="500,200", help="events/s of the latency runs, comma-separated")
     parser.add_argument("--steady-seconds", type=float, default=20.0, help="length of the latency run")
     parser.add_argument(
         "--profile-portal",
