@@ -158,7 +158,9 @@ class PortalSettings(_Section):
     auth: PortalAuth = PortalAuth.NONE
     oauth2: PortalOAuth2 | None = None
     tls: PortalTls = PortalTls()
-    max_connections: int = Field(100, ge=1, le=10_000, description="connection pool limit")
+    max_connections: int = Field(
+        256, ge=1, le=10_000, description="connection pool limit; below delivery.max_concurrent_requests it caps them"
+    )
     max_response_bytes: int = Field(64 * 1024, ge=1024, description="larger answers are not parsed")
     retry_after_cap_s: float = Field(300.0, gt=0, description="upper bound for the portal's Retry-After")
 
