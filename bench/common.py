@@ -444,8 +444,8 @@ def _profiled_cli(out: Path, args: list[str]) -> None:
 
 def _sampled_cli(out: Path, args: list[str]) -> None:
     """Run ``rueckkanal <args>`` under pyinstrument (1 ms samples); write a call tree and a flat list by own time."""
-    from pyinstrument import Profiler
-    from pyinstrument.renderers import ConsoleRenderer
+    from pyinstrument import Profiler  # type: ignore[import-not-found,unused-ignore]  # ad hoc, not a dependency
+    from pyinstrument.renderers import ConsoleRenderer  # type: ignore[import-not-found,unused-ignore]
 
     from streams.cli import main as rueckkanal_main
 

@@ -214,9 +214,8 @@ def noop_agent_main(config: dict[str, str | int]) -> None:
             writes = []
             for event in batch:
                 message = event.message
-                writes.append(
-                    await sink.send(key=message.key, value=message.value, headers=list(message.headers or ()))
-                )
+                headers = cast(list[tuple[str, bytes]], list(message.headers or ()))  # as streams/ingest.py reads them
+                writes.append(await sink.send(key=message.key, value=message.value, headers=headers))
             for write in writes:
                 await write
 
