@@ -388,7 +388,7 @@ def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
             per_s(x.noop.rate),
             per_s(x.ingest.rate),
             f"{x.ratio:.2f}",
-            per_s(x.aiokafka.rate) if x.aiokafka else "-",
+            per_s(x.aiokafka.rate) if x.aiokafka and x.aiokafka.rate else "- (too few events to time)",
             f"{_cpu(x.noop)} / {_cpu(x.ingest)} / {_cpu(x.aiokafka)}",
             f"{x.ingest.startup_s:.1f}s",
             str(x.dlq),
