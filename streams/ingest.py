@@ -184,8 +184,9 @@ class IngestStage:
                 overlay[done.key] = done.state
                 pending.append(done)
         await _all_acknowledged(writes)
+        for key, state in overlay.items():  # the last state per Vorgang: one changelog write, not one per event
+            self.table[key] = state.to_dict()
         for done in pending:
-            self.table[done.key] = done.state.to_dict()
             self.metrics.messages_rendered.labels(done.source).inc()
             _outcome(done.message, done.source, "outboxed", done.started, vorgang_key=done.key)
 
