@@ -27,7 +27,8 @@ PARTITIONS = 4
 
 @contextmanager
 def ingest_worker(pipeline: PipelineEnv) -> Iterator[CliProcess]:
-    worker = CliProcess(["worker", "--role", "ingest"], env=pipeline.env)
+    log_file = pipeline.fachverfahren_dir.parent / "worker.log"
+    worker = CliProcess(["worker", "--role", "ingest"], env=pipeline.env, log_file=log_file)
     try:
         worker.wait_for_event("worker ready", timeout=120)
         yield worker
@@ -183,7 +184,7 @@ async def test_sigkill_mid_run_loses_nothing_and_duplicates_are_counted(
     valid = hundesteuer_events(unique, vorgaenge=500)  # 10,000 events
     assert len(valid) == 10_000
 
-    first = CliProcess(["worker", "--role", "ingest"], env=pipeline.env)
+    first = CliProcess(["worker", "--role", "ingest"], env=pipeline.env, log_file=tmp_path / "killed-worker.log")
     try:
         first.wait_for_event("worker ready", timeout=120)
         await produce(kafka_bootstrap, hundesteuer, [e.record for e in valid])

@@ -20,8 +20,11 @@ LogLine = dict[str, Any]
 class CliProcess:
     """``rueckkanal <args>`` in a child process, its stderr parsed line by line on a reader thread."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], cwd: Path | None = None, log_file: Path | None = None
+    ) -> None:
         self.lines: list[LogLine] = []
+        self.log_file = log_file  # every raw line is kept there too, for a post-mortem of a failed test
         self._queue: queue.Queue[LogLine | None] = queue.Queue()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams", *args],
@@ -36,12 +39,18 @@ class CliProcess:
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
+        sink = self.log_file.open("a", encoding="utf-8") if self.log_file else None
         for raw in self.proc.stderr:
+            if sink:
+                sink.write(raw)
+                sink.flush()
             try:
                 line = json.loads(raw)
             except json.JSONDecodeError:
                 line = {"event": raw.rstrip(), "unparsed": True}
             self._queue.put(line)
+        if sink:
+            sink.close()
         self._queue.put(None)
 
     def wait_for(self, predicate: Callable[[LogLine], bool], timeout: float = 60.0) -> LogLine:
