@@ -58,6 +58,10 @@ class TopicSettings(_Section):
         12, ge=1, description="partitions of events and outbox; the upper bound for worker replicas"
     )
     replication_factor: int = Field(1, ge=1)
+    create_source_topics: bool = Field(
+        True,
+        description="create missing Fachverfahren topics at start (dev, demo); off where the Fachverfahren own them",
+    )
 
 
 class WebSettings(_Section):

@@ -32,7 +32,8 @@ class TopicSpec:
 def pipeline_topics(settings: Settings, source_topics: Iterable[str]) -> list[TopicSpec]:
     t = settings.topics
     exact = [t.events, t.outbox]
-    loose = [t.dlq, t.receipts, *sorted(set(source_topics))]
+    sources = sorted(set(source_topics)) if t.create_source_topics else []
+    loose = [t.dlq, t.receipts, *sources]
     return [TopicSpec(name, t.partitions, t.replication_factor, True) for name in exact] + [
         TopicSpec(name, t.partitions, t.replication_factor, False) for name in loose if name not in exact
     ]
