@@ -39,7 +39,7 @@ from rueckkanal.metrics import Metrics
 from rueckkanal.model import StatusEvent
 from rueckkanal.xoev import MessageRenderer, RenderedMessage
 from streams.app import Pipeline
-from streams.dlq import H_SOURCE, Headers, Origin, dead_letter_headers
+from streams.dlq import H_OFFSET, H_PARTITION, H_SOURCE, H_TIMESTAMP, H_TOPIC, Headers, Origin, dead_letter_headers
 from streams.logs import log_outcome
 
 log = structlog.get_logger("rueckkanal.ingest")
@@ -49,11 +49,7 @@ BATCH_WITHIN_SECONDS = 0.05
 EX_KAFKA_UNAVAILABLE = 75  # EX_TEMPFAIL: the orchestrator restarts us, the unacknowledged batch is read again
 
 # Headers set by the ingest stage itself; they do not belong to the Fachverfahren's original record.
-H_ORIGIN_TOPIC = "rk.original.topic"
-H_ORIGIN_PARTITION = "rk.original.partition"
-H_ORIGIN_OFFSET = "rk.original.offset"
-H_ORIGIN_TIMESTAMP = "rk.original.timestamp"
-_INTERNAL_HEADERS = frozenset({H_ORIGIN_TOPIC, H_ORIGIN_PARTITION, H_ORIGIN_OFFSET, H_ORIGIN_TIMESTAMP, H_SOURCE})
+_INTERNAL_HEADERS = frozenset({H_TOPIC, H_PARTITION, H_OFFSET, H_TIMESTAMP, H_SOURCE})
 
 # Outbox headers: what the delivery stage and the portal adapter need without parsing the XML.
 H_NACHRICHTEN_UUID = "nachrichtenUUID"
@@ -295,20 +291,20 @@ def _inbound_record(message: Any) -> InboundRecord:
 
 def _origin_headers(record: InboundRecord) -> Headers:
     return [
-        (H_ORIGIN_TOPIC, record.topic.encode()),
-        (H_ORIGIN_PARTITION, str(record.partition).encode()),
-        (H_ORIGIN_OFFSET, str(record.offset).encode()),
-        (H_ORIGIN_TIMESTAMP, str(record.timestamp_ms).encode()),
+        (H_TOPIC, record.topic.encode()),
+        (H_PARTITION, str(record.partition).encode()),
+        (H_OFFSET, str(record.offset).encode()),
+        (H_TIMESTAMP, str(record.timestamp_ms).encode()),
     ]
 
 
 def _original(canonical: CanonicalRecord, headers: Headers) -> InboundRecord:
     """The Fachverfahren's record as it was first read, rebuilt from the canonical record and its headers."""
     return InboundRecord(
-        topic=_header(headers, H_ORIGIN_TOPIC) or "",
-        partition=int(_header(headers, H_ORIGIN_PARTITION) or -1),
-        offset=int(_header(headers, H_ORIGIN_OFFSET) or -1),
-        timestamp_ms=int(_header(headers, H_ORIGIN_TIMESTAMP) or 0),
+        topic=_header(headers, H_TOPIC) or "",
+        partition=int(_header(headers, H_PARTITION) or -1),
+        offset=int(_header(headers, H_OFFSET) or -1),
+        timestamp_ms=int(_header(headers, H_TIMESTAMP) or 0),
         key=canonical.original_key,
         value=canonical.original_value,
         headers=tuple((k, v) for k, v in headers if k not in _INTERNAL_HEADERS),
