@@ -36,7 +36,7 @@ class CircuitBreaker:
         self.base_open_s = open_s
         self.max_open_s = max_open_s
         self._clock = clock
-        self._on_change = on_change
+        self.on_change = on_change  # public: the dispatcher that owns the breaker reports state changes
         self.state = CircuitState.CLOSED
         self._failures = 0
         self._open_s = open_s
@@ -118,5 +118,5 @@ class CircuitBreaker:
         else:
             self._closed.clear()
         self.state = state
-        if self._on_change:
-            self._on_change(state)
+        if self.on_change:
+            self.on_change(state)

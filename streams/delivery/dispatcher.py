@@ -96,7 +96,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker()
-        self.breaker._on_change = self._on_circuit_change
+        self.breaker.on_change = self._on_circuit_change
         self._kafka_options = kafka_options
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._queues: dict[tuple[TopicPartition, bytes | None], deque[_Item]] = {}
