@@ -88,6 +88,7 @@ async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_no
         dlq = await read_all(kafka_bootstrap, pipeline.dlq)
 
         _assert_outbox_is_exactly_the_valid_events_in_order(outbox, valid)
+        await _assert_table_is_co_partitioned_with_the_events_topic(kafka_bootstrap, pipeline, valid)
         assert len(dlq) == len(bad)
         for letter in dlq:
             where = f"{_header(letter, 'rk.original.topic')}/{_header(letter, 'rk.original.partition')}/"
@@ -107,6 +108,19 @@ async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_no
         assert len(await read_all(kafka_bootstrap, pipeline.outbox)) == len(valid)
         assert len(await read_all(kafka_bootstrap, pipeline.dlq)) == len(bad)
     _assert_log_has_outcomes_but_no_vorgang_ids_or_payloads(worker, valid, bad)
+
+
+async def _assert_table_is_co_partitioned_with_the_events_topic(
+    bootstrap: str, pipeline: PipelineEnv, valid: list[ValidEvent]
+) -> None:
+    """faust restores changelog partition p on the worker that owns events partition p: each Vorgang's state must
+    be in the partition its events are in, or another worker would decide its next event without it."""
+    events_partition = {r.key: r.partition for r in await read_all(bootstrap, pipeline.events)}
+    changelog = await read_all(bootstrap, f"{pipeline.app_id}-vorgaenge-changelog")
+    states = {json.loads(r.key): r.partition for r in changelog}
+    assert set(states) == {e.vorgang_key for e in valid}
+    assert {key: events_partition[key.encode()] for key in states} == states
+    assert len(set(states.values())) > 1  # 50 Vorgänge over 4 partitions: the check above compared something
 
 
 def _assert_log_has_outcomes_but_no_vorgang_ids_or_payloads(
