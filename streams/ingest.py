@@ -225,6 +225,7 @@ class IngestStage:
             key=key.encode(),
             value=rendered.xml,
             headers=outbox_headers(event, rendered, headers, source),
+            partition=message.partition,  # same key and partition count as events (topics.py)
         )
         return write, _Pending(key=key, state=result.state, source=source, message=message, started=started)
 

@@ -209,7 +209,8 @@ async def test_sigkill_mid_run_loses_nothing_and_duplicates_are_counted(
     expected = {e.nachrichten_uuid for e in valid}
     with ingest_worker(pipeline):
         # Wait on what the acceptance asks (every event in the outbox), not on the group's commits: after a
-        # SIGKILL, faust's commits of the restarted worker were seen to lag for minutes behind finished work.
+        # SIGKILL restart, faust 0.15 can stop committing a partition for good although the work is done
+        # (faust-streaming #596; seen in about half the runs, see docs/operations.md).
         outbox = await _outbox_holding(kafka_bootstrap, pipeline.outbox, expected, within_s=300)
 
     uuids = Counter(_header(r, "nachrichtenUUID") for r in outbox)
