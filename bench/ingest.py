@@ -7,7 +7,9 @@ produced into the source topic before anything consumes it. Then, one after the 
 
 * **no-op**: a minimal faust app (this file, ``_noop-agent``; own group) reads that source topic in
   ``stream.take_events`` batches like the ingest agents and writes each record unchanged to a sink topic, the
-  produces of a batch awaited before the next batch;
+  produces of a batch awaited before the next batch, each through faust's ``Topic.send``;
+* **no-op-producer**: the same app handing each record to faust's producer directly, as the ingest stage does
+  (``IngestStage._send``): the baseline with faust's consuming side only;
 * **ingest**: a real ``rueckkanal worker --role ingest`` (own group) decodes, checks the lifecycle, renders and
   validates, and writes the outbox.
 
@@ -147,17 +149,21 @@ async def run_aiokafka(r: Round, limit_s: float) -> Result:
     return await measure(r, "aiokafka", child, str(config["sink"]), limit_s)
 
 
-async def run_noop(r: Round, limit_s: float) -> Result:
+async def run_noop(r: Round, limit_s: float, *, direct: bool = False) -> Result:
+    """The no-op faust agent; ``direct`` sends through the producer as the ingest stage does, not Topic.send."""
+    name = "no-op-producer" if direct else "no-op"
     config = {
         "bootstrap": r.bootstrap,
-        "app_id": f"{r.marker}-noop",
+        "app_id": f"{r.marker}-noop{'-direct' if direct else ''}",
         "source": r.source,
-        "sink": _sink(r.marker),
+        "sink": _sink(r.marker) + ("-direct" if direct else ""),
         "partitions": r.partitions,
-        "datadir": str(r.workdir / "noop-data"),
+        "datadir": str(r.workdir / f"noop-data{'-direct' if direct else ''}"),
+        "direct": direct,
     }
-    child = Child([sys.executable, str(SELF), "_noop-agent", json.dumps(config)], r.overrides, "no-op")
-    return await measure(r, "no-op", child, _sink(r.marker), limit_s)
+    await create_topics(r.bootstrap, [str(config["sink"])], r.partitions)
+    child = Child([sys.executable, str(SELF), "_noop-agent", json.dumps(config)], r.overrides, name)
+    return await measure(r, name, child, str(config["sink"]), limit_s)
 
 
 async def run_ingest(r: Round, limit_s: float, profile: tuple[str, Path] | None = None, suffix: str = "") -> Result:
@@ -202,11 +208,14 @@ def noop_agent_main(config: dict[str, str | int]) -> None:
         datadir=str(config["datadir"]),
         topic_partitions=int(config["partitions"]),
         producer_acks=-1,
+        producer_linger=0.005,  # as the worker (streams/app.py)
         web_enabled=False,
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(str(config["source"]), **raw)
-    sink = app.topic(str(config["sink"]), **raw)
+    sink_name = str(config["sink"])
+    sink = app.topic(sink_name, **raw)
+    direct = bool(config.get("direct"))
 
     async def passthrough(stream: faust.StreamT[bytes]) -> None:
         concrete = cast(faust.Stream[bytes], stream)
@@ -215,7 +224,11 @@ def noop_agent_main(config: dict[str, str | int]) -> None:
             for event in batch:
                 message = event.message
                 headers = cast(list[tuple[str, bytes]], list(message.headers or ()))  # as streams/ingest.py reads them
-                writes.append(await sink.send(key=message.key, value=message.value, headers=headers))
+                if direct:  # as the ingest stage writes (IngestStage._send)
+                    send = app.producer.send(sink_name, message.key, message.value, None, None, headers)
+                    writes.append(await send)
+                else:
+                    writes.append(await sink.send(key=message.key, value=message.value, headers=headers))
             for write in writes:
                 await write
 
@@ -344,6 +357,7 @@ async def profile_ingest(r: Round, kind: str, limit_s: float) -> None:
 @dataclass(frozen=True)
 class RoundResult:
     noop: Result
+    noop_direct: Result
     ingest: Result
     dlq: int
     aiokafka: Result | None
@@ -351,6 +365,10 @@ class RoundResult:
     @property
     def ratio(self) -> float:
         return self.ingest.rate / self.noop.rate if self.noop.rate else 0.0
+
+    @property
+    def ratio_direct(self) -> float:
+        return self.ingest.rate / self.noop_direct.rate if self.noop_direct.rate else 0.0
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -364,9 +382,10 @@ async def main_async(args: argparse.Namespace) -> None:
             r = await prepare(args, bootstrap, Path(tmp) / f"round{n}")
             try:
                 noop = await run_noop(r, args.timeout)
+                noop_direct = await run_noop(r, args.timeout, direct=True)
                 ingest = await run_ingest(r, args.timeout)
                 floor = await run_aiokafka(r, args.timeout) if args.aiokafka else None
-                results.append(RoundResult(noop, ingest, await dlq_count(r), floor))
+                results.append(RoundResult(noop, noop_direct, ingest, await dlq_count(r), floor))
                 if args.profile and n == args.rounds - 1:
                     await profile_ingest(r, args.profile, args.timeout)
             finally:
@@ -386,10 +405,11 @@ def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
         [
             str(i),
             per_s(x.noop.rate),
+            per_s(x.noop_direct.rate),
             per_s(x.ingest.rate),
-            f"{x.ratio:.2f}",
+            f"{x.ratio:.2f} / {x.ratio_direct:.2f}",
             per_s(x.aiokafka.rate) if x.aiokafka and x.aiokafka.rate else "- (too few events to time)",
-            f"{_cpu(x.noop)} / {_cpu(x.ingest)} / {_cpu(x.aiokafka)}",
+            f"{_cpu(x.noop)} / {_cpu(x.noop_direct)} / {_cpu(x.ingest)} / {_cpu(x.aiokafka)}",
             f"{x.ingest.startup_s:.1f}s",
             str(x.dlq),
         ]
@@ -397,11 +417,12 @@ def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
     ]
     header = [
         "round",
-        "no-op faust pass-through, events/s",
+        "no-op faust pass-through (Topic.send), events/s",
+        "no-op, producer sends, events/s",
         "ingest, events/s",
-        "ingest / no-op",
+        "ingest / no-op (Topic.send / producer)",
         "plain aiokafka pass-through, events/s",
-        "CPU of a core: no-op / ingest / aiokafka",
+        "CPU of a core: no-op / no-op producer / ingest / aiokafka",
         "ingest start",
         "DLQ",
     ]
@@ -411,7 +432,9 @@ def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
     noop_rate = statistics.median(x.noop.rate for x in results)
     ingest_rate = statistics.median(x.ingest.rate for x in results)
     ratio = statistics.median(x.ratio for x in results)
+    direct = statistics.median(x.ratio_direct for x in results)
     print(f"median: ingest {per_s(ingest_rate)} events/s, no-op {per_s(noop_rate)} events/s, ratio {ratio:.2f}")
+    print(f"median ratio against the no-op that sends through the producer like the ingest stage: {direct:.2f}")
     print(f"goal >= {GOAL_RATE:,.0f} events/s:", "met" if ingest_rate >= GOAL_RATE else "MISSED")
     print(f"goal ratio >= {GOAL_RATIO}:", "met" if ratio >= GOAL_RATIO else "MISSED")
 
