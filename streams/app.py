@@ -104,8 +104,8 @@ def create_pipeline(settings: Settings) -> Pipeline:
         # A batch of up to 500 sends leaves as a few large produce requests instead of hundreds of small ones
         # (measured +12 % ingest throughput); 5 ms is nothing against the portal's own latency.
         producer_linger=0.005,
-        # faust's default of 2.8 s put 2.8 s into the median end-to-end latency at 500 events/s (153 ms at 0.5 s,
-        # docs/benchmarks.md); a commit every half second is still nothing for the broker.
+        # Less work repeated after a crash than with faust's default of 2.8 s, and two commits a second are nothing
+        # for the broker.
         broker_commit_interval=0.5,
         web_enabled=True,
         web_bind=settings.web.host,
