@@ -94,6 +94,16 @@ def test_quittung_round_trip() -> None:
     assert root.findtext("nachrichtenkopf.g2g/autor/behoerdenkennung/kennung") == "14-amt24"  # the portal writes
 
 
+def test_unvalidated_quittung_is_the_validated_one_byte_for_byte() -> None:
+    """portal-sim skips the XSD per answer (adapters/portal/sim/answers.py); the document must not differ."""
+    eingang = datetime(2024, 7, 1, 12, 0, 1, 250000, tzinfo=UTC)
+    created = datetime(2024, 7, 1, 12, 0, 2, tzinfo=UTC)
+    for bezug, quittung_id in [(nachrichten_uuid(SOURCE, f"evt-{i}"), f"Q-{i:040d}") for i in range(5)]:
+        checked = RENDERER.render_quittung(bezug, quittung_id, eingang, created_at=created)
+        unchecked = RENDERER.render_quittung(bezug, quittung_id, eingang, created_at=created, validate=False)
+        assert unchecked == checked
+
+
 def test_rueckweisung_round_trip_and_already_processed() -> None:
     bezug = nachrichten_uuid(SOURCE, "evt-1")
     gruende = [Rueckweisungsgrund("X001", "statusText: maxLength"), Rueckweisungsgrund("X002")]
