@@ -73,7 +73,7 @@ from rueckkanal.lifecycle import VorgangState
 from rueckkanal.settings import PROJECT_ROOT, PortalSettings, XoevSettings
 from rueckkanal.xoev import MessageRenderer, nachrichten_uuid
 from tests.support.events import SOURCE, hundesteuer_events
-from tests.support.kafka_io import Record, produce
+from tests.support.kafka_io import Record, produce, read_all
 from tests.support.pipeline import pipeline_env
 
 SELF = Path(__file__).resolve()
@@ -375,12 +375,14 @@ async def run_steady(ctx: Context, rate: float) -> Latency:
         worker_cpu = (child.cpu_seconds() - cpu_before) / (time.monotonic() - started)
         progress = await follow(portal.stored, Progress(total), ctx.args.timeout, [child, portal.child])
         received = await first_received(portal, sorted({e.vorgang_id for e in events}))
+        hops = await _hop_medians(ctx.bootstrap, env, sent_at, received)
     finally:
         child.stop()
         await portal.close()
         await delete_topics_containing(ctx.bootstrap, marker)
     latencies = [(received[uuid] - at) * 1000 for uuid, at in sent_at.items() if uuid in received]
     print(f"    p50 latency per quarter of the run (ms): {_by_quarter(sent_at, received)}")
+    print(f"    median per hop (ms): {hops}")
     result = Latency(
         rate,
         total,
@@ -393,6 +395,29 @@ async def run_steady(ctx: Context, rate: float) -> Latency:
     )
     print(f"  {_latency_line(result)}")
     return result
+
+
+async def _hop_medians(
+    bootstrap: str, env: dict[str, str], sent_at: dict[str, float], received: dict[str, float]
+) -> str:
+    """Where the time goes per event: the CreateTime of its records on the events topic and the outbox (set by
+    the worker's producer when it sends) split the latency into decode, lifecycle + render, and delivery."""
+    stamps: dict[str, dict[str, float]] = {"events": {}, "outbox": {}}
+    for hop, topic in (("events", env["RK_TOPICS__EVENTS"]), ("outbox", env["RK_TOPICS__OUTBOX"])):
+        for record in await read_all(bootstrap, topic):
+            headers = dict(record.headers)
+            if hop == "events":
+                uuid = nachrichten_uuid(SOURCE, headers["ce_id"].decode())
+            else:
+                uuid = headers["nachrichtenUUID"].decode()
+            stamps[hop].setdefault(uuid, record.timestamp / 1000)
+    both = [u for u in sent_at if u in stamps["events"] and u in stamps["outbox"] and u in received]
+    if not both:
+        return "n/a"
+    decode = quantile([(stamps["events"][u] - sent_at[u]) * 1000 for u in both], 0.5)
+    lifecycle = quantile([(stamps["outbox"][u] - stamps["events"][u]) * 1000 for u in both], 0.5)
+    delivery = quantile([(received[u] - stamps["outbox"][u]) * 1000 for u in both], 0.5)
+    return f"source → events {decode:,.0f} / events → outbox {lifecycle:,.0f} / outbox → portal {delivery:,.0f}"
 
 
 def _by_quarter(sent_at: dict[str, float], received: dict[str, float]) -> str:
