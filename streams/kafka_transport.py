@@ -3,8 +3,8 @@
 faust builds its consumer with ``fetch_max_wait_ms=1500`` and no way to set it. aiokafka keeps one fetch request
 in flight per broker, leaving out partitions that still have buffered records; when that request holds only
 partitions without new data, the broker parks it for the full wait, and records arriving meanwhile on the other
-partitions wait too. At a steady 500 events/s this showed as a median of ~2.8 s from source to portal in two of
-three runs (1.2 s and 1.6 s in the two faust hops, the worker at half its CPU), and 150 ms in every run with a
+partitions wait too. At a steady 500 events/s this showed as a median of ~2.8 s from source to portal in four of
+nine runs (1.2 s and 1.6 s in the two faust hops, the worker at half its CPU), and ~160 ms in every run with a
 100 ms wait (docs/benchmarks.md). An idle consumer now asks the broker ten times a second: nothing for Kafka.
 """
 
