@@ -14,7 +14,6 @@ from typing import Any
 import faust
 
 from rueckkanal.settings import KafkaSecurity, KafkaSettings, Settings
-from streams.kafka_transport import Transport
 from streams.obs import Readiness
 from streams.web import register_web_views
 
@@ -89,16 +88,9 @@ def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
     return options
 
 
-class RueckkanalApp(faust.App):
-    """faust's App on the project's Kafka transport (streams/kafka_transport.py: a shorter consumer fetch wait)."""
-
-    def _new_transport(self) -> Any:
-        return Transport(self.conf.broker_consumer, self)
-
-
 def create_pipeline(settings: Settings) -> Pipeline:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = RueckkanalApp(
+    app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka),
         broker_credentials=broker_credentials(settings.kafka),
