@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 LogLine = dict[str, Any]
 POLL_S = 0.1
@@ -331,15 +331,6 @@ class TopicCounter:
 
 
 # -- topics ----------------------------------------------------------------------------------------------------
-
-
-async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
-    finally:
-        await admin.close()
 
 
 async def delete_topics_containing(bootstrap: str, marker: str) -> int:
