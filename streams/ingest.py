@@ -165,25 +165,26 @@ class IngestStage:
             await self._guarded(self._lifecycle_batch(batch), "lifecycle")
 
     async def _lifecycle_batch(self, batch: Sequence[faust.EventT[bytes]]) -> None:
-        # States decided in this batch but not yet in the Table: the Table is written after the outbox acks.
-        overlay: dict[str, VorgangState] = {}
+        # The last outbox write per Vorgang in this batch: its state is not in the Table yet, which is written
+        # after the outbox acks.
+        latest: dict[str, _Pending] = {}
         writes: list[Awaitable[Any]] = []
         pending: list[_Pending] = []
         for event in batch:
-            write, done = await self._lifecycle_one(event.message, overlay)
+            write, done = await self._lifecycle_one(event.message, latest)
             if write is not None:
                 writes.append(write)
             if done is not None:
-                overlay[done.key] = done.state
+                latest[done.key] = done
                 pending.append(done)
         await _all_acknowledged(writes)
-        await self._remember({done.key: done for done in pending})  # the last state per Vorgang wins
+        await self._remember(latest)
         for done in pending:
             self.metrics.messages_rendered.labels(done.source).inc()
             _outcome(done.message, done.source, "outboxed", done.started, vorgang_key=done.key)
 
     async def _lifecycle_one(
-        self, message: Any, overlay: dict[str, VorgangState]
+        self, message: Any, latest: dict[str, _Pending]
     ) -> tuple[Awaitable[Any] | None, _Pending | None]:
         started = time.perf_counter()
         headers: Headers = list(message.headers or ())
@@ -197,7 +198,8 @@ class IngestStage:
         event = canonical.event
         key = event.vorgang_key
         try:
-            previous = overlay.get(key) or self._stored_state(key)
+            in_batch = latest.get(key)
+            previous = in_batch.state if in_batch is not None else self._stored_state(key)
         except RueckkanalError as error:  # an unreadable Table value: park the event, keep the partition moving
             original = _original(canonical, headers)
             return await self._reject(original, error, stage="lifecycle", source=source, started=started), None
