@@ -11,6 +11,7 @@ parsed by :func:`parse_portal_answer` with the safe parser.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ def nachrichten_uuid(source: str, event_id: str) -> str:
 
 
 @cache
+def answer_uuid(typ: str, bezug_uuid: str) -> str:
+    """The message UUID of the portal's answer to ``bezug_uuid``: the same for every repetition of that answer."""
+    return str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{typ}\n{bezug_uuid}"))
+
+
 def xsd() -> etree.XMLSchema:
     """The XAntragsstatus schema, compiled once per process."""
     return etree.XMLSchema(etree.parse(str(XSD_PATH)))
@@ -184,24 +190,19 @@ class MessageRenderer:
         eingang: datetime,
         *,
         created_at: datetime | None = None,
-        validate: bool = True,
     ) -> RenderedAnswer:
-        """The portal's receipt for message ``bezug_uuid``, as the portal (our leser) writes it to us.
-
-        ``validate=False`` is for a caller that has validated a Quittung of its own once and whose values cannot
-        change the document's structure (portal-sim: a UUID and ``Q-<uuid>``); everything else keeps the check.
-        """
-        message_uuid = str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{QUITTUNG}\n{bezug_uuid}"))
+        """The portal's receipt for message ``bezug_uuid``, as the portal (our leser) writes it to us."""
+        message_uuid = answer_uuid(QUITTUNG, bezug_uuid)
         root = self._answer_head(QUITTUNG, message_uuid, created_at, bezug_uuid)
         _text(root, "quittungsID", quittung_id)
         _text(root, "eingangszeitpunkt", _millis(eingang))
-        return RenderedAnswer(message_uuid, self._finish(root, validate=validate))
+        return RenderedAnswer(message_uuid, self._finish(root))
 
     def render_rueckweisung(
         self, bezug_uuid: str, gruende: Sequence[Rueckweisungsgrund], *, created_at: datetime | None = None
     ) -> RenderedAnswer:
         """The portal's rejection of message ``bezug_uuid`` with at least one reason."""
-        message_uuid = str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{RUECKWEISUNG}\n{bezug_uuid}"))
+        message_uuid = answer_uuid(RUECKWEISUNG, bezug_uuid)
         root = self._answer_head(RUECKWEISUNG, message_uuid, created_at, bezug_uuid)
         for grund in gruende:
             element = _sub(root, "rueckweisung")
@@ -234,10 +235,58 @@ class MessageRenderer:
                 _text(element, "behoerdenname", behoerde.name)
         return root
 
-    def _finish(self, root: etree._Element, *, validate: bool = True) -> bytes:
-        if validate and not self._schema.validate(root):
+    def _finish(self, root: etree._Element) -> bytes:
+        if not self._schema.validate(root):
             raise RenderError(f"message violates the XSD: {schema_errors(self._schema)}", reason=Reason.XSD_INVALID)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+class QuittungTemplate:
+    """Quittungen filled into one validated sample, for a portal that answers thousands of messages a second.
+
+    Every Quittung has the same structure; only two UUIDs, the quittungsID and two times vary. The sample is
+    rendered and XSD-validated once with stand-in values, which are then replaced by the real ones in its text:
+    a few microseconds instead of building and serialising a tree (~40 µs). A value outside the XSD's own pattern
+    for its field does not take this path; it is rendered and validated like any other answer.
+    """
+
+    _BEZUG = "00000000-0000-4000-8000-0000000000b1"
+    _QUITTUNGS_ID = "Q-00000000-0000-4000-8000-0000000000b2"
+    _EINGANG = datetime(2000, 1, 1, 0, 0, 0, 111000, tzinfo=UTC)
+    _ERSTELLT = datetime(2000, 1, 1, 0, 0, 0, 222000, tzinfo=UTC)
+
+    def __init__(self, renderer: MessageRenderer) -> None:
+        self._renderer = renderer
+        sample = renderer.render_quittung(self._BEZUG, self._QUITTUNGS_ID, self._EINGANG, created_at=self._ERSTELLT)
+        self._text = sample.xml.decode()
+        self._stand_ins = (
+            sample.nachrichten_uuid,
+            self._BEZUG,
+            self._QUITTUNGS_ID,
+            _millis(self._EINGANG),
+            _millis(self._ERSTELLT),
+        )
+        if any(self._text.count(value) != 1 for value in self._stand_ins):
+            raise ConfigError("the Quittung sample does not hold each stand-in value exactly once")
+
+    def render(
+        self, bezug_uuid: str, quittung_id: str, eingang: datetime, *, created_at: datetime | None = None
+    ) -> RenderedAnswer:
+        created = created_at or datetime.now(UTC)
+        values = (answer_uuid(QUITTUNG, bezug_uuid), bezug_uuid, quittung_id, _millis(eingang), _millis(created))
+        patterns = (_UUID, _UUID, _KENNUNG, _ZEITPUNKT_MS, _ZEITPUNKT_MS)
+        if not all(pattern.fullmatch(value) for pattern, value in zip(patterns, values, strict=True)):
+            return self._renderer.render_quittung(bezug_uuid, quittung_id, eingang, created_at=created)
+        text = self._text
+        for stand_in, value in zip(self._stand_ins, values, strict=True):
+            text = text.replace(stand_in, value)
+        return RenderedAnswer(values[0], text.encode())
+
+
+# The XSD's patterns for the values a QuittungTemplate fills in as they are (schemas/xoev/xantragsstatus-1.0.xsd).
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+_KENNUNG = re.compile(r"[!#-%(-;=?-~]{1,64}")  # [!-~]{1,64} without the characters XML would escape: "&'<>
+_ZEITPUNKT_MS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(Z|[+\-][0-9]{2}:[0-9]{2})")
 
 
 def schema_errors(schema: etree.XMLSchema, limit: int = 5) -> str:

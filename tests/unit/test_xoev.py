@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -27,6 +28,7 @@ from rueckkanal.xoev import (
     NAMESPACE,
     MessageRenderer,
     Quittung,
+    QuittungTemplate,
     Rueckweisung,
     Rueckweisungsgrund,
     code_problems,
@@ -94,14 +96,40 @@ def test_quittung_round_trip() -> None:
     assert root.findtext("nachrichtenkopf.g2g/autor/behoerdenkennung/kennung") == "14-amt24"  # the portal writes
 
 
-def test_unvalidated_quittung_is_the_validated_one_byte_for_byte() -> None:
-    """portal-sim skips the XSD per answer (adapters/portal/sim/answers.py); the document must not differ."""
-    eingang = datetime(2024, 7, 1, 12, 0, 1, 250000, tzinfo=UTC)
+def test_quittung_template_equals_the_rendered_and_validated_quittung_byte_for_byte() -> None:
+    """portal-sim answers from the template (adapters/portal/sim/answers.py); the document must not differ."""
+    template = QuittungTemplate(RENDERER)
+    cases = [
+        (nachrichten_uuid(SOURCE, "evt-1"), "Q-5f0c", datetime(2024, 7, 1, 12, 0, 1, 250000, tzinfo=UTC)),
+        (nachrichten_uuid(SOURCE, "evt-2"), "AMT24-Q-1:2/3", datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        (nachrichten_uuid(SOURCE, "evt-3"), "q" * 64, datetime(2026, 3, 29, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"))),
+    ]
+    created = datetime(2024, 7, 1, 12, 0, 2, 5000, tzinfo=UTC)
+    for bezug, quittung_id, eingang in cases:
+        filled = template.render(bezug, quittung_id, eingang, created_at=created)
+        assert filled == RENDERER.render_quittung(bezug, quittung_id, eingang, created_at=created)
+
+
+def test_quittung_template_renders_values_xml_must_escape_the_long_way() -> None:
+    bezug, eingang = nachrichten_uuid(SOURCE, "evt-1"), datetime(2024, 7, 1, 12, 0, 1, tzinfo=UTC)
     created = datetime(2024, 7, 1, 12, 0, 2, tzinfo=UTC)
-    for bezug, quittung_id in [(nachrichten_uuid(SOURCE, f"evt-{i}"), f"Q-{i:040d}") for i in range(5)]:
-        checked = RENDERER.render_quittung(bezug, quittung_id, eingang, created_at=created)
-        unchecked = RENDERER.render_quittung(bezug, quittung_id, eingang, created_at=created, validate=False)
-        assert unchecked == checked
+    filled = QuittungTemplate(RENDERER).render(bezug, "Q-<b>&'\"", eingang, created_at=created)
+    assert filled == RENDERER.render_quittung(bezug, "Q-<b>&'\"", eingang, created_at=created)
+    parsed = parse_portal_answer(filled.xml)
+    assert isinstance(parsed, Quittung) and parsed.quittung_id == "Q-<b>&'\""
+
+
+@pytest.mark.parametrize(
+    ("bezug", "quittung_id"),
+    [
+        (nachrichten_uuid(SOURCE, "evt-1"), "Q 1"),  # a space: outside the XSD's Kennung
+        (nachrichten_uuid(SOURCE, "evt-1"), "Q" * 65),  # too long
+        ("00000000-0000-0000-0000-000000000000", "Q-1"),  # not a UUID the XSD accepts
+    ],
+)
+def test_quittung_template_does_not_fill_in_values_the_xsd_refuses(bezug: str, quittung_id: str) -> None:
+    with pytest.raises(RenderError):
+        QuittungTemplate(RENDERER).render(bezug, quittung_id, datetime(2024, 7, 1, 12, 0, 1, tzinfo=UTC))
 
 
 def test_rueckweisung_round_trip_and_already_processed() -> None:
