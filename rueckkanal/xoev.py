@@ -50,12 +50,12 @@ def nachrichten_uuid(source: str, event_id: str) -> str:
     return str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{source}\n{event_id}"))
 
 
-@cache
 def answer_uuid(typ: str, bezug_uuid: str) -> str:
     """The message UUID of the portal's answer to ``bezug_uuid``: the same for every repetition of that answer."""
     return str(uuid.uuid5(NACHRICHTEN_NAMESPACE, f"{typ}\n{bezug_uuid}"))
 
 
+@cache
 def xsd() -> etree.XMLSchema:
     """The XAntragsstatus schema, compiled once per process."""
     return etree.XMLSchema(etree.parse(str(XSD_PATH)))

@@ -245,3 +245,7 @@ def test_every_event_the_model_accepts_renders_to_a_valid_message(values: dict[s
 
 def test_decode_error_is_an_input_rejection() -> None:
     assert issubclass(DecodeError, InputRejected)
+
+
+def test_the_schema_is_compiled_once_per_process() -> None:
+    assert xsd() is xsd()  # compiling it takes about a millisecond: once per message would halve a portal
