@@ -35,6 +35,7 @@ from streams.delivery.retry import RetryPolicy
 from streams.dlq import H_SOURCE, Origin, dead_letter_headers
 from streams.logs import log_outcome
 from streams.obs import Readiness
+from streams.partitioner import partition_for
 
 log = structlog.get_logger("rueckkanal.delivery")
 
@@ -119,7 +120,9 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             max_poll_records=self.config.fetch_max_records,
             isolation_level="read_committed",
         )
-        self.producer = AIOKafkaProducer(**self._kafka_options, acks="all", enable_idempotence=True, linger_ms=5)
+        self.producer = AIOKafkaProducer(
+            **self._kafka_options, acks="all", enable_idempotence=True, linger_ms=5, partitioner=partition_for
+        )
         await self.producer.start()
         await self.consumer.start()
         self.consumer.subscribe([self.config.outbox_topic], listener=self)
