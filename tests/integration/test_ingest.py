@@ -219,6 +219,45 @@ async def test_sigkill_mid_run_loses_nothing_and_duplicates_are_counted(
     duplicates = sum(n - 1 for n in uuids.values())
     print(f"\ncrash test: {len(outbox)} outbox records for {len(valid)} events, {duplicates} duplicates")
     assert not await read_all(kafka_bootstrap, pipeline.dlq)
+    _assert_first_copies_in_sequence_order(outbox)
+
+
+async def test_a_worker_joining_and_the_first_leaving_lose_nothing_and_keep_order(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    """Scaling out and back in moves partitions, and each Vorgang's Table state with them, between live workers."""
+    pipeline = await _setup(kafka_bootstrap, unique, tmp_path)
+    hundesteuer = pipeline.source_topics["hundesteuer"]
+    valid = hundesteuer_events(unique, vorgaenge=500)  # 10,000 events, each Vorgang's in order
+    records = [e.record for e in valid]
+    first_log, second_log = tmp_path / "first-worker.log", tmp_path / "second-worker.log"
+    second_env = {**pipeline.env, "RK_WEB__PORT": str(free_port()), "RK_DATA_DIR": str(tmp_path / "data-2")}
+    first = CliProcess(["worker", "--role", "ingest"], env=pipeline.env, log_file=first_log)
+    second: CliProcess | None = None
+    try:
+        first.wait_for_event("worker ready", timeout=120)
+        await produce(kafka_bootstrap, hundesteuer, records[:4_000])
+        await _wait_for_outbox(kafka_bootstrap, pipeline.outbox, at_least=1_000)
+        second = CliProcess(["worker", "--role", "ingest"], env=second_env, log_file=second_log)
+        await produce(kafka_bootstrap, hundesteuer, records[4_000:7_000])  # work on hand while the group rebalances
+        second.wait_for_event("worker ready", timeout=120)
+        await produce(kafka_bootstrap, hundesteuer, records[7_000:])
+        assert first.terminate() == 0  # leaves with events unread: its partitions and state move to the second
+        outbox = await _outbox_holding(kafka_bootstrap, pipeline.outbox, {e.nachrichten_uuid for e in valid}, 300)
+        await _caught_up(kafka_bootstrap, pipeline)
+    finally:
+        first.kill()
+        if second is not None:
+            second.terminate()
+    assert not await read_all(kafka_bootstrap, pipeline.dlq)  # no illegal_transition from a state left behind
+    _assert_first_copies_in_sequence_order(outbox)
+    shares = [log.read_text(encoding="utf-8").count('"message outcome"') for log in (first_log, second_log)]
+    assert all(shares), shares  # both workers processed events
+    duplicates = len(outbox) - len(valid)
+    print(f"\nscale out and in: outcome lines per worker {shares}, {duplicates} duplicates in the outbox")
+
+
+def _assert_first_copies_in_sequence_order(outbox: list[ConsumerRecord[bytes, bytes]]) -> None:
     for key, records in _by_vorgang(outbox).items():
         first_seen: dict[str, int] = {}
         for r in records:
