@@ -124,6 +124,9 @@ def create_pipeline(settings: Settings) -> Pipeline:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = RueckkanalApp(
         settings.app_id,
+        # faust reads unprefixed variables (WEB_PORT, BROKER_COMMIT_INTERVAL, APP_DATADIR, ...) over the values
+        # below; Kubernetes sets WEB_PORT=tcp://... for any Service named "web". Our settings come from RK_* only.
+        env={},
         broker=broker_urls(settings.kafka),
         broker_credentials=broker_credentials(settings.kafka),
         autodiscover=False,

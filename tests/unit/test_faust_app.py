@@ -1,0 +1,88 @@
+"""The worker's faust app: its own settings only, a 100 ms fetch wait, commits that go on after offsets were read
+twice, and agent queues kept when flow control resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+import pytest
+from aiokafka import AIOKafkaConsumer
+from faust.types import TP
+from faust.utils.functional import consecutive_numbers
+
+from rueckkanal.settings import Settings
+from streams.app import KeepQueuesOnResume, create_pipeline
+from streams.kafka_transport import FETCH_MAX_WAIT_MS, AckedOffsets, Transport
+
+
+async def test_the_pipeline_s_consumer_waits_at_most_100_ms_for_a_fetch(tmp_path: Path) -> None:
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    assert isinstance(app.transport, Transport)
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    consumer = thread._create_worker_consumer(app.transport)
+    try:
+        assert isinstance(consumer, AIOKafkaConsumer)
+        assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+    finally:
+        await consumer.stop()
+
+
+def test_offsets_read_twice_do_not_stop_the_partition_s_commits(tmp_path: Path) -> None:
+    consumer = create_pipeline(Settings(data_dir=tmp_path)).app.consumer
+    tp = TP("rk.events", 0)
+    consumer._committed_offset[tp] = 10  # type: ignore[attr-defined]
+    acked = consumer._acked[tp]  # type: ignore[attr-defined]
+    assert isinstance(acked, AckedOffsets)
+    acked.extend([10, 11, 12, 11, 12, 13])  # 11 and 12 read and acknowledged twice, around a seek
+    assert consumer._new_offset(tp) == 14  # type: ignore[attr-defined]
+    consumer._committed_offset[tp] = 14  # type: ignore[attr-defined]  # what a successful commit records
+    acked.extend([14, 15])
+    assert consumer._new_offset(tp) == 16  # type: ignore[attr-defined]
+
+
+def test_faust_s_own_list_stops_at_the_first_repeat() -> None:
+    acked = [10, 11, 12, 11, 12, 13]
+    acked.sort()
+    assert next(consecutive_numbers(acked)) == [10, 11]  # commits 12, and 12 again, for ever
+
+
+def test_faust_s_unprefixed_environment_does_not_override_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEB_PORT", "tcp://10.0.0.7:80")  # what Kubernetes sets for a Service named "web"
+    monkeypatch.setenv("BROKER_COMMIT_INTERVAL", "9")
+    monkeypatch.setenv("APP_DATADIR", "/elsewhere")
+    settings = Settings(data_dir=tmp_path)
+    conf = create_pipeline(settings).app.conf
+    assert conf.web_port == settings.web.port
+    assert conf.broker_commit_interval == 0.5
+    assert str(conf.datadir).startswith(str(tmp_path))
+
+
+def _agent_queue(app: faust.App) -> object:
+    # What faust gives every agent channel (faust/channels.py).
+    return app.FlowControlQueue(maxsize=10, clear_on_resume=True)
+
+
+def test_faust_itself_empties_agent_queues_on_resume() -> None:
+    app = faust.App("stock", broker="kafka://127.0.0.1:1")
+    queue = _agent_queue(app)
+    app.flow_control.resume()
+    queue.put_nowait("fetched before the recovery seek")  # type: ignore[attr-defined]
+    app.flow_control.resume()
+    assert queue.empty()  # type: ignore[attr-defined]
+
+
+def test_the_pipeline_keeps_queued_records_on_resume_and_empties_them_on_clear(tmp_path: Path) -> None:
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    assert isinstance(app.flow_control, KeepQueuesOnResume)
+    queue = _agent_queue(app)
+    app.flow_control.resume()
+    queue.put_nowait("fetched before the recovery seek")  # type: ignore[attr-defined]
+    app.flow_control.suspend()
+    app.flow_control.resume()
+    assert queue.qsize() == 1  # type: ignore[attr-defined]
+    assert app.flow_control.is_active()
+    app.flow_control.clear()  # what revocation does, before partitions can move
+    assert queue.empty()  # type: ignore[attr-defined]
