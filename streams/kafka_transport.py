@@ -38,7 +38,7 @@ class AckedOffsets(list[int]):
     where the repeats go."""
 
     def sort(self, *args: Any, **kwargs: Any) -> None:
-        self[:] = sorted(set(self))
+        self[:] = sorted(set(self), *args, **kwargs)
 
 
 class _Consumer(faust_aiokafka.Consumer):
