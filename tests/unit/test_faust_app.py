@@ -13,7 +13,7 @@ from faust.utils.functional import consecutive_numbers
 
 from rueckkanal.settings import Settings
 from streams.app import KeepQueuesOnResume, create_pipeline
-from streams.kafka_transport import FETCH_MAX_WAIT_MS, AckedOffsets, Transport
+from streams.kafka_transport import FETCH_MAX_WAIT_MS, AckedOffsets, CommittedOffsets, Transport
 
 
 async def test_the_pipeline_s_consumer_waits_at_most_100_ms_for_a_fetch(tmp_path: Path) -> None:
@@ -39,6 +39,21 @@ def test_offsets_read_twice_do_not_stop_the_partition_s_commits(tmp_path: Path) 
     consumer._committed_offset[tp] = 14  # type: ignore[attr-defined]  # what a successful commit records
     acked.extend([14, 15])
     assert consumer._new_offset(tp) == 16  # type: ignore[attr-defined]
+
+
+def test_an_older_committed_offset_read_back_does_not_stop_the_partition_s_commits(tmp_path: Path) -> None:
+    consumer = create_pipeline(Settings(data_dir=tmp_path)).app.consumer
+    tp = TP("fv.hundesteuer.status", 0)
+    committed = consumer._committed_offset  # type: ignore[attr-defined]
+    assert isinstance(committed, CommittedOffsets)
+    committed.update({tp: 1700})  # our own commit lands...
+    committed.update({tp: 1625})  # ...and then the seek's read of the broker from before it
+    assert committed[tp] == 1700
+    consumer._acked[tp].extend([1700, 1701])  # type: ignore[attr-defined]
+    assert consumer._new_offset(tp) == 1702  # type: ignore[attr-defined]  # with 1625, faust returns None for ever
+    committed.pop(tp)  # revocation: the next assignment starts from the broker's value
+    committed.update({tp: 10})
+    assert committed[tp] == 10
 
 
 def test_faust_s_own_list_stops_at_the_first_repeat() -> None:
