@@ -150,14 +150,14 @@ async def run_aiokafka(r: Round, limit_s: float) -> Result:
 
 async def run_noop(r: Round, limit_s: float, *, direct: bool = False) -> Result:
     """The no-op faust agent; ``direct`` sends through the producer as the ingest stage does, not Topic.send."""
-    name = "no-op-producer" if direct else "no-op"
+    name, suffix = ("no-op-producer", "-direct") if direct else ("no-op", "")
     config = {
         "bootstrap": r.bootstrap,
-        "app_id": f"{r.marker}-noop{'-direct' if direct else ''}",
+        "app_id": f"{r.marker}-noop{suffix}",
         "source": r.source,
-        "sink": _sink(r.marker) + ("-direct" if direct else ""),
+        "sink": _sink(r.marker) + suffix,
         "partitions": r.partitions,
-        "datadir": str(r.workdir / f"noop-data{'-direct' if direct else ''}"),
+        "datadir": str(r.workdir / f"noop-data{suffix}"),
         "direct": direct,
     }
     await create_topics(r.bootstrap, [str(config["sink"])], r.partitions)

@@ -184,12 +184,7 @@ class MessageRenderer:
         return root
 
     def render_quittung(
-        self,
-        bezug_uuid: str,
-        quittung_id: str,
-        eingang: datetime,
-        *,
-        created_at: datetime | None = None,
+        self, bezug_uuid: str, quittung_id: str, eingang: datetime, *, created_at: datetime | None = None
     ) -> RenderedAnswer:
         """The portal's receipt for message ``bezug_uuid``, as the portal (our leser) writes it to us."""
         message_uuid = answer_uuid(QUITTUNG, bezug_uuid)

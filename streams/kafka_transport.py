@@ -1,4 +1,4 @@
-"""faust's aiokafka transport with two fixes: a 100 ms consumer fetch wait, and commits that survive a re-read.
+"""faust's aiokafka transport with a 100 ms consumer fetch wait, and commits that survive the end of a recovery.
 
 **Fetch wait.** faust builds its consumer with ``fetch_max_wait_ms=1500`` and no way to set it. aiokafka keeps one
 fetch request in flight per broker, leaving out partitions that still have buffered records; when that request
