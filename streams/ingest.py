@@ -44,7 +44,7 @@ from streams.logs import log_outcome
 
 log = structlog.get_logger("rueckkanal.ingest")
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 BATCH_WITHIN_SECONDS = 0.05
 EX_KAFKA_UNAVAILABLE = 75  # EX_TEMPFAIL: the orchestrator restarts us, the unacknowledged batch is read again
 

@@ -3,6 +3,8 @@ twice, and agent queues kept when flow control resumes."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import faust
@@ -101,3 +103,64 @@ def test_the_pipeline_keeps_queued_records_on_resume_and_empties_them_on_clear(t
     assert app.flow_control.is_active()
     app.flow_control.clear()  # what revocation does, before partitions can move
     assert queue.empty()  # type: ignore[attr-defined]
+
+
+class _Record:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+async def _fetched(tp: TP, offsets: list[int]) -> AsyncIterator[tuple[TP, _Record]]:
+    for offset in offsets:
+        yield tp, _Record(tp.topic, tp.partition, offset)
+
+
+async def test_the_hand_off_passes_records_in_order_skips_re_reads_and_notes_gaps(tmp_path: Path) -> None:
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    consumer = app.consumer
+    tp = TP("fv.hundesteuer.status", 3)
+    app.topics._acking_topics.add(tp.topic)  # type: ignore[attr-defined]  # an agent's topic: acks enabled
+    handed: list[int] = []
+
+    async def agents(message: _Record) -> None:
+        handed.append(message.offset)
+
+    consumer.callback = agents  # type: ignore[attr-defined]
+    consumer._read_offset[tp] = 4  # type: ignore[attr-defined]
+    await consumer._hand_off(_fetched(tp, [5, 6, 3, 9]))  # type: ignore[attr-defined]
+    assert handed == [5, 6, 9]  # 3 was read before a seek back: faust drops it too
+    assert consumer._read_offset[tp] == 9  # type: ignore[attr-defined]
+    # 7 and 8 count as done, as in faust; its interval ends with 9, the record that revealed the gap, and is merged
+    # into the acknowledged offsets only once 9 itself is acknowledged.
+    gap = consumer._gap[tp]  # type: ignore[attr-defined]
+    assert [(interval.begin, interval.end) for interval in gap] == [(7, 10)]
+
+
+async def test_a_hand_off_blocked_on_a_full_queue_gives_way_when_a_rebalance_stops_the_flow(tmp_path: Path) -> None:
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    consumer = app.consumer
+    tp = TP("rk.events", 0)
+    handed: list[int] = []
+    fetches = 0
+    never = asyncio.Event()
+
+    async def agents(message: _Record) -> None:
+        handed.append(message.offset)
+        if message.offset == 1:
+            consumer.stop_flow()  # a rebalance starts while this record waits for room in an agent queue
+            await never.wait()
+
+    def getmany(timeout: float) -> AsyncIterator[tuple[TP, _Record]]:
+        nonlocal fetches
+        fetches += 1
+        if fetches == 2:  # the loop came back for more: the blocked hand-off gave way
+            fetcher._stopped.set()
+        return _fetched(tp, [0, 1, 2])
+
+    fetcher = faust.Service()
+    consumer.callback = agents  # type: ignore[attr-defined]
+    consumer.getmany = getmany  # type: ignore[method-assign]
+    await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)  # type: ignore[attr-defined]
+    assert fetches == 2
+    assert handed == [0, 1, 0, 1]  # 2 was never handed off nor marked read; 1 was abandoned, unacknowledged
+    assert consumer._read_offset[tp] == 0  # type: ignore[attr-defined]
