@@ -10,6 +10,9 @@ produced into the source topic before anything consumes it. Then, one after the 
   produces of a batch awaited before the next batch, each through faust's ``Topic.send``;
 * **no-op-producer**: the same app handing each record to faust's producer directly, as the ingest stage does
   (``IngestStage._send``): the baseline with faust's consuming side only;
+* **no-op, two hops**: the ingest stage's shape doing nothing: the worker's own faust app (``RueckkanalApp``: its
+  transport, flow control, partitioner) with two agents, source → a middle topic → sink, each copying records
+  through the producer in ``take_events`` batches: what two faust hops cost on this machine before any work;
 * **ingest**: a real ``rueckkanal worker --role ingest`` (own group) decodes, checks the lifecycle, renders and
   validates, and writes the outbox.
 
@@ -148,9 +151,12 @@ async def run_aiokafka(r: Round, limit_s: float) -> Result:
     return await measure(r, "aiokafka", child, str(config["sink"]), limit_s)
 
 
-async def run_noop(r: Round, limit_s: float, *, direct: bool = False) -> Result:
-    """The no-op faust agent; ``direct`` sends through the producer as the ingest stage does, not Topic.send."""
+async def run_noop(r: Round, limit_s: float, *, direct: bool = False, two_hops: bool = False) -> Result:
+    """The no-op faust agent; ``direct`` sends through the producer as the ingest stage does, not Topic.send;
+    ``two_hops`` is the ingest stage's shape on the worker's own faust app (always direct)."""
     name, suffix = ("no-op-producer", "-direct") if direct else ("no-op", "")
+    if two_hops:
+        name, suffix = "no-op-two-hops", "-two-hops"
     config = {
         "bootstrap": r.bootstrap,
         "app_id": f"{r.marker}-noop{suffix}",
@@ -158,9 +164,10 @@ async def run_noop(r: Round, limit_s: float, *, direct: bool = False) -> Result:
         "sink": _sink(r.marker) + suffix,
         "partitions": r.partitions,
         "datadir": str(r.workdir / f"noop-data{suffix}"),
-        "direct": direct,
+        "direct": direct or two_hops,
+        "two_hops": two_hops,
     }
-    await create_topics(r.bootstrap, [str(config["sink"])], r.partitions)
+    await create_topics(r.bootstrap, [str(config["sink"]), str(config["sink"]) + "-middle"], r.partitions)
     child = Child([sys.executable, str(SELF), "_noop-agent", json.dumps(config)], r.overrides, name)
     return await measure(r, name, child, str(config["sink"]), limit_s)
 
@@ -197,41 +204,56 @@ def noop_agent_main(config: dict[str, str | int]) -> None:
 
     import faust
 
+    from streams.app import RueckkanalApp
     from streams.ingest import BATCH_SIZE, BATCH_WITHIN_SECONDS
+    from streams.partitioner import partition_for
 
-    app = faust.App(
-        str(config["app_id"]),
-        broker=f"kafka://{config['bootstrap']}",
-        autodiscover=False,
-        store="memory://",
-        datadir=str(config["datadir"]),
-        topic_partitions=int(config["partitions"]),
-        producer_acks=-1,
-        producer_linger=0.005,  # as the worker (streams/app.py)
-        web_enabled=False,
-    )
+    two_hops = bool(config.get("two_hops"))
+    options: dict[str, Any] = {
+        "broker": f"kafka://{config['bootstrap']}",
+        "autodiscover": False,
+        "store": "memory://",
+        "datadir": str(config["datadir"]),
+        "topic_partitions": int(config["partitions"]),
+        "producer_acks": -1,
+        "producer_linger": 0.005,  # as the worker (streams/app.py)
+        "web_enabled": False,
+    }
+    if two_hops:  # the worker's own app: transport, flow control, partitioner (streams/app.py)
+        app: faust.App = RueckkanalApp(str(config["app_id"]), env={}, producer_partitioner=partition_for, **options)
+    else:
+        app = faust.App(str(config["app_id"]), **options)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(str(config["source"]), **raw)
     sink_name = str(config["sink"])
-    sink = app.topic(sink_name, **raw)
     direct = bool(config.get("direct"))
 
-    async def passthrough(stream: faust.StreamT[bytes]) -> None:
-        concrete = cast(faust.Stream[bytes], stream)
-        async for batch in concrete.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
-            writes = []
-            for event in batch:
-                message = event.message
-                headers = cast(list[tuple[str, bytes]], list(message.headers or ()))  # as streams/ingest.py reads them
-                if direct:  # as the ingest stage writes (IngestStage._send)
-                    send = app.producer.send(sink_name, message.key, message.value, None, None, headers)
-                    writes.append(await send)
-                else:
-                    writes.append(await sink.send(key=message.key, value=message.value, headers=headers))
-            for write in writes:
-                await write
+    def passthrough(to: str) -> Any:
+        sink = app.topic(to, **raw)
 
-    app.agent(source, name="bench.noop")(passthrough)
+        async def agent(stream: faust.StreamT[bytes]) -> None:
+            concrete = cast(faust.Stream[bytes], stream)
+            async for batch in concrete.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
+                writes = []
+                for event in batch:
+                    message = event.message
+                    headers = cast(list[tuple[str, bytes]], list(message.headers or ()))  # as streams/ingest.py
+                    if direct:  # as the ingest stage writes (IngestStage._send)
+                        send = app.producer.send(to, message.key, message.value, None, None, headers)
+                        writes.append(await send)
+                    else:
+                        writes.append(await sink.send(key=message.key, value=message.value, headers=headers))
+                for write in writes:
+                    await write
+
+        return agent
+
+    if two_hops:
+        middle = sink_name + "-middle"
+        app.agent(source, name="bench.noop.first")(passthrough(middle))
+        app.agent(app.topic(middle, **raw), name="bench.noop.second")(passthrough(sink_name))
+    else:
+        app.agent(source, name="bench.noop")(passthrough(sink_name))
     faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
 
 
@@ -357,6 +379,7 @@ async def profile_ingest(r: Round, kind: str, limit_s: float) -> None:
 class RoundResult:
     noop: Result
     noop_direct: Result
+    noop_two_hops: Result
     ingest: Result
     dlq: int
     aiokafka: Result | None
@@ -368,6 +391,10 @@ class RoundResult:
     @property
     def ratio_direct(self) -> float:
         return self.ingest.rate / self.noop_direct.rate if self.noop_direct.rate else 0.0
+
+    @property
+    def ratio_two_hops(self) -> float:
+        return self.ingest.rate / self.noop_two_hops.rate if self.noop_two_hops.rate else 0.0
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -382,9 +409,10 @@ async def main_async(args: argparse.Namespace) -> None:
             try:
                 noop = await run_noop(r, args.timeout)
                 noop_direct = await run_noop(r, args.timeout, direct=True)
+                noop_two_hops = await run_noop(r, args.timeout, two_hops=True)
                 ingest = await run_ingest(r, args.timeout)
                 floor = await run_aiokafka(r, args.timeout) if args.aiokafka else None
-                results.append(RoundResult(noop, noop_direct, ingest, await dlq_count(r), floor))
+                results.append(RoundResult(noop, noop_direct, noop_two_hops, ingest, await dlq_count(r), floor))
                 if args.profile and n == args.rounds - 1:
                     await profile_ingest(r, args.profile, args.timeout)
             finally:
@@ -405,10 +433,11 @@ def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
             str(i),
             per_s(x.noop.rate),
             per_s(x.noop_direct.rate),
+            per_s(x.noop_two_hops.rate),
             per_s(x.ingest.rate),
-            f"{x.ratio:.2f} / {x.ratio_direct:.2f}",
+            f"{x.ratio:.2f} / {x.ratio_direct:.2f} / {x.ratio_two_hops:.2f}",
             per_s(x.aiokafka.rate) if x.aiokafka and x.aiokafka.rate else "- (too few events to time)",
-            f"{_cpu(x.noop)} / {_cpu(x.noop_direct)} / {_cpu(x.ingest)} / {_cpu(x.aiokafka)}",
+            f"{_cpu(x.noop)} / {_cpu(x.noop_direct)} / {_cpu(x.noop_two_hops)} / {_cpu(x.ingest)} / {_cpu(x.aiokafka)}",
             f"{x.ingest.startup_s:.1f}s",
             str(x.dlq),
         ]
@@ -418,10 +447,11 @@ def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
         "round",
         "no-op faust pass-through (Topic.send), events/s",
         "no-op, producer sends, events/s",
+        "no-op, two hops, events/s",
         "ingest, events/s",
-        "ingest / no-op (Topic.send / producer)",
+        "ingest / no-op (Topic.send / producer / two hops)",
         "plain aiokafka pass-through, events/s",
-        "CPU of a core: no-op / no-op producer / ingest / aiokafka",
+        "CPU of a core: no-op / no-op producer / two hops / ingest / aiokafka",
         "ingest start",
         "DLQ",
     ]
@@ -434,6 +464,8 @@ def summarise(results: list[RoundResult], args: argparse.Namespace) -> None:
     direct = statistics.median(x.ratio_direct for x in results)
     print(f"median: ingest {per_s(ingest_rate)} events/s, no-op {per_s(noop_rate)} events/s, ratio {ratio:.2f}")
     print(f"median ratio against the no-op that sends through the producer like the ingest stage: {direct:.2f}")
+    two_hops = statistics.median(x.noop_two_hops.rate for x in results)
+    print(f"median no-op in the ingest stage's shape (two hops, the worker's faust app): {per_s(two_hops)} events/s")
     print(f"goal >= {GOAL_RATE:,.0f} events/s:", "met" if ingest_rate >= GOAL_RATE else "MISSED")
     print(f"goal ratio >= {GOAL_RATIO}:", "met" if ratio >= GOAL_RATIO else "MISSED")
 
@@ -456,7 +488,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="K=V",
-        help="extra environment of both children, e.g. PRODUCER_LINGER=0.005 (faust reads it) (repeatable)",
+        help="extra environment of every child, e.g. RK_INGEST__LIFECYCLE_POLICY=warn (the worker and the two-hop "
+        "no-op read RK_* only; the stock faust no-ops read faust's own variables) (repeatable)",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measured run")
     parser.add_argument(
