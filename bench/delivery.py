@@ -283,7 +283,8 @@ async def run_ceiling(ctx: Context, latency_ms: int) -> Row:
     out = Path(tempfile.gettempdir()) / f"{marker}-portal.{'prof' if kind == 'cprofile' else 'txt'}"
     profile = (kind, out) if kind and latency_ms == 0 else None
     portal = PortalSim(ctx.workdir / f"{marker}.db", latency_ms, profile=profile)
-    adapter = XoevHttpPortal(PortalSettings(url=portal.nachrichten_url))
+    settings = PortalSettings(url=portal.nachrichten_url)
+    adapter = XoevHttpPortal(settings)
     limit = asyncio.Semaphore(CEILING_CONCURRENCY)
 
     async def post(record: Record) -> None:
@@ -301,7 +302,9 @@ async def run_ceiling(ctx: Context, latency_ms: int) -> Row:
         await adapter.aclose()
         await portal.close()
     name = f"ceiling: bench POSTs directly, {CEILING_CONCURRENCY} in flight"
-    note = "adapter default: 100 connections" + (f"; portal-sim under {kind}: {out}" if profile else "")
+    note = f"adapter default: {settings.max_connections} connections"
+    if profile:
+        note += f"; portal-sim under {kind}: {out}"
     return _said(Row(name, latency_ms, progress, note=note))
 
 
