@@ -136,7 +136,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         topic_replication_factor=settings.topics.replication_factor,
         topic_allow_declare=True,
         producer_acks=-1,
-        # A batch of up to 500 sends leaves as a few large produce requests instead of hundreds of small ones
+        # A batch of up to 2,000 sends leaves as a few large produce requests instead of hundreds of small ones
         # (measured +12 % ingest throughput); 5 ms is nothing against the portal's own latency.
         producer_linger=0.005,
         producer_partitioner=partition_for,  # murmur2 as aiokafka's default, with recent keys cached
