@@ -131,7 +131,7 @@ class MessageRenderer:
         self._lists = lists or codelists()
         self._settings = settings
         self._schema = xsd()
-        self._heads: dict[tuple[str, int, int], etree._Element] = {}
+        self._heads: dict[tuple[str, BehoerdeSettings, BehoerdeSettings], etree._Element] = {}
         self._root_attributes = {
             "produkt": settings.produkt,
             "produkthersteller": settings.produkthersteller,
@@ -226,7 +226,7 @@ class MessageRenderer:
         Building the kopf's dozen elements was 26 µs, a third of a render; a copy is 5. Only the UUID and the
         creation time differ between messages.
         """
-        key = (typ, id(leser), id(autor))
+        key = (typ, leser, autor)  # frozen settings: hashable by value
         template = self._heads.get(key)
         if template is None:
             template = self._build_head(typ, _STAND_IN_UUID, _STAND_IN_TIME, leser, autor)

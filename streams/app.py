@@ -110,7 +110,7 @@ class KeepQueuesOnResume(FlowControlEvent):
 
 
 class RueckkanalApp(faust.App):
-    """faust's App with the project's Kafka transport (a shorter consumer fetch wait) and flow control."""
+    """faust's App with the project's Kafka transport (streams/kafka_transport.py) and flow control."""
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
