@@ -136,6 +136,42 @@ async def test_the_hand_off_passes_records_in_order_skips_re_reads_and_notes_gap
     assert [(interval.begin, interval.end) for interval in gap] == [(7, 10)]
 
 
+async def test_the_seek_after_a_recovery_does_not_move_read_offsets_back_under_queued_records(tmp_path: Path) -> None:
+    """Records fetched during the seek's round-trip are queued already; moving the read offset back to the committed
+    offset made the next record look like a gap, counted as done, and a stop then committed past them unprocessed."""
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    consumer = app.consumer
+    queued, fresh, behind = TP("rk.events", 2), TP("rk.events", 0), TP("rk.events", 1)
+    app.topics._acking_topics.add(queued.topic)  # type: ignore[attr-defined]
+    handed: list[tuple[int, int]] = []
+
+    async def agents(message: _Record) -> None:
+        handed.append((message.partition, message.offset))
+
+    async def seek_to_committed() -> dict[TP, int]:
+        # The fetcher runs during the seek's round-trip: 799..1102 of partition 2 reach the agent queues.
+        await consumer._hand_off([(queued, _Record(queued.topic, 2, offset)) for offset in range(799, 1103)])  # type: ignore[attr-defined]
+        return {queued: 799, fresh: 10, behind: 50}
+
+    consumer.callback = agents  # type: ignore[attr-defined]
+    consumer._read_offset[behind] = 40  # type: ignore[attr-defined]  # someone else committed further meanwhile
+    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    await consumer.perform_seek()
+    assert consumer._read_offset[queued] == 1102  # type: ignore[attr-defined]  # faust's own seek sets 799
+    assert consumer._read_offset[fresh] == 10  # type: ignore[attr-defined]
+    assert consumer._read_offset[behind] == 50  # type: ignore[attr-defined]
+    assert consumer._committed_offset[queued] == 799  # type: ignore[attr-defined]
+    handed.clear()
+    # The batch fetched before the seek goes on at 1103; then the fetch from the committed offset re-reads 799...
+    await consumer._hand_off(  # type: ignore[attr-defined]
+        [(queued, _Record(queued.topic, 2, offset)) for offset in (1103, 1104, 799, 800, 1104, 1105)]
+    )
+    assert handed == [(2, 1103), (2, 1104), (2, 1104), (2, 1105)]  # re-reads dropped, one handed twice as in faust
+    assert not consumer._gap[queued]  # type: ignore[attr-defined]
+    consumer._acked[queued].extend(range(799, 900))  # type: ignore[attr-defined]  # processed so far
+    assert consumer._new_offset(queued) == 900  # type: ignore[attr-defined]  # not 1103: the rest is unprocessed
+
+
 async def test_a_hand_off_blocked_on_a_full_queue_gives_way_when_a_rebalance_stops_the_flow(tmp_path: Path) -> None:
     app = create_pipeline(Settings(data_dir=tmp_path)).app
     consumer = app.consumer
