@@ -89,7 +89,7 @@ class CanonicalRecord(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class _Guarded:
     """An event ready for the lifecycle guard, from either path, with what a rejection or the outbox needs."""
 
     event: StatusEvent
@@ -205,8 +205,8 @@ class IngestStage:
         partition = vorgang_partition(event.vorgang_id, self.partitions)
         self.metrics.ingest_duration.labels("ingest").observe(time.perf_counter() - started)
         if message.partition == partition and message.topic in in_place:
-            decoded = _Decoded(event, fv.name, partition, message, list(record.headers), lambda: record)
-            return await self._guard(decoded, latest, started)
+            guarded = _Guarded(event, fv.name, partition, message, list(record.headers), lambda: record)
+            return await self._guard(guarded, latest, started)
         self.metrics.events_rerouted.labels(fv.name).inc()
         return await self._reroute(event, record, fv.name, partition), None
 
@@ -237,58 +237,58 @@ class IngestStage:
             record = _inbound_record(message)
             error = InputRejected("record on the events topic is not a canonical event", reason=Reason.SCHEMA_INVALID)
             return await self._reject(record, error, stage="lifecycle", source=source, started=started), None
-        decoded = _Decoded(
+        guarded = _Guarded(
             canonical.event, source, message.partition, message, headers, lambda: _original(canonical, headers)
         )
-        return await self._guard(decoded, latest, started)
+        return await self._guard(guarded, latest, started)
 
     # -- lifecycle, render, outbox ---------------------------------------------------------------------------
 
     async def _guard(
-        self, decoded: _Decoded, latest: dict[str, _Pending], started: float
+        self, guarded: _Guarded, latest: dict[str, _Pending], started: float
     ) -> tuple[Awaitable[Any] | None, _Pending | None]:
         began = time.perf_counter()
-        event, source = decoded.event, decoded.source
+        event, source = guarded.event, guarded.source
         key = event.vorgang_key
         try:
             in_batch = latest.get(key)
             previous = in_batch.state if in_batch is not None else self._stored_state(key)
         except RueckkanalError as error:  # an unreadable Table value: park the event, keep the partition moving
-            return await self._reject_decoded(decoded, error, started), None
+            return await self._reject_guarded(guarded, error, started), None
         result = advance(previous, event, policy=self.policy)
         if not isinstance(result, Advanced):
             if result.reason is Reason.DUPLICATE_EVENT:
                 self.metrics.events_duplicate.labels(source).inc()
-                _outcome(decoded.message, source, "duplicate", started, vorgang_key=key, reason=result.reason.value)
+                _outcome(guarded.message, source, "duplicate", started, vorgang_key=key, reason=result.reason.value)
                 return None, None
-            return await self._reject_decoded(decoded, result.to_error(), started), None
+            return await self._reject_guarded(guarded, result.to_error(), started), None
         if result.warning is not None:
             self.metrics.lifecycle_warnings.labels(source, result.warning.value).inc()
         try:
             rendered = self.renderer.render(event, result.state)
         except RenderError as error:
             log.error("rendered message failed the XSD", source=source, reason=error.reason.value)
-            return await self._reject_decoded(decoded, error, started), None
+            return await self._reject_guarded(guarded, error, started), None
         self.metrics.ingest_duration.labels("lifecycle").observe(time.perf_counter() - began)
         write = await self._send(
             self.pipeline.topics.outbox,
             key=key.encode(),
             value=rendered.xml,
-            headers=outbox_headers(event, rendered, decoded.headers, source),
-            partition=decoded.partition,  # outbox and events: one partition count and mapping (topics.py)
+            headers=outbox_headers(event, rendered, guarded.headers, source),
+            partition=guarded.partition,  # outbox and events: one partition count and mapping (topics.py)
         )
         pending = _Pending(
             key=key,
             state=result.state,
             source=source,
-            partition=decoded.partition,
-            message=decoded.message,
+            partition=guarded.partition,
+            message=guarded.message,
             started=started,
         )
         return write, pending
 
-    async def _reject_decoded(self, decoded: _Decoded, error: RueckkanalError, started: float) -> Awaitable[Any]:
-        return await self._reject(decoded.original(), error, stage="lifecycle", source=decoded.source, started=started)
+    async def _reject_guarded(self, guarded: _Guarded, error: RueckkanalError, started: float) -> Awaitable[Any]:
+        return await self._reject(guarded.original(), error, stage="lifecycle", source=guarded.source, started=started)
 
     async def _remember(self, last: dict[str, _Pending]) -> None:
         """Write the batch's last state per Vorgang to the Table and wait until its changelog holds them.
