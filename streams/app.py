@@ -6,7 +6,9 @@ topic names, and the CLI can build it after the settings are validated.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -93,7 +95,7 @@ def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 class KeepQueuesOnResume(FlowControlEvent):
-    """faust's flow control, except that resuming no longer empties the agents' queues.
+    """faust's flow control, except that resuming no longer empties the agents' queues, nor resumes a stopping app.
 
     At the end of a Table recovery faust resumes the stream partitions, then seeks them to their committed offsets
     (a round-trip to the broker), then resumes flow control, which empties every agent queue. Records fetched
@@ -102,9 +104,21 @@ class KeepQueuesOnResume(FlowControlEvent):
     were lost without a trace: single events, after SIGKILL restarts in the ingest crash test (faust-streaming
     #596, #606). Left in the queue they are processed like any other record. Revocation still empties the queues,
     explicitly, before the partitions can move to another worker.
+
+    A stop (SIGTERM) that arrives during that seek suspends the flow and empties the queues first; the recovery then
+    resumed the flow when its seek returned, and the fetcher handed the agents the records after the emptied ones.
+    The stopping worker processed them out of order (offsets 1411–1416, then 1663 of one partition, in the scale-out
+    test): a Vorgang's next status came before its previous one and was refused as an illegal transition. Once the
+    app is stopping, nothing resumes the flow.
     """
 
+    def __init__(self, *, stopping: Callable[[], bool], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(loop=loop)
+        self._stopping = stopping
+
     def resume(self) -> None:
+        if self._stopping():
+            return
         self._suspend.clear()
         self._resume.set()
 
@@ -117,7 +131,7 @@ class RueckkanalApp(faust.App):
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
-        return KeepQueuesOnResume(loop=self.loop)
+        return KeepQueuesOnResume(stopping=lambda: self.should_stop, loop=self.loop)
 
 
 def create_pipeline(settings: Settings) -> Pipeline:

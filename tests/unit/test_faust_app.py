@@ -105,6 +105,17 @@ def test_the_pipeline_keeps_queued_records_on_resume_and_empties_them_on_clear(t
     assert queue.empty()  # type: ignore[attr-defined]
 
 
+def test_a_stopping_pipeline_does_not_resume_the_flow(tmp_path: Path) -> None:
+    """faust resumes the flow when the seek at the end of a recovery returns; a SIGTERM during that seek has
+    suspended the flow and emptied the queues, and resuming would let records after the emptied ones through."""
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    app.flow_control.resume()
+    app.flow_control.suspend()
+    app._stopped.set()  # what mode's Service.stop does before on_stop
+    app.flow_control.resume()  # Recovery.on_recovery_completed after its seek
+    assert not app.flow_control.is_active()
+
+
 class _Record:
     def __init__(self, topic: str, partition: int, offset: int) -> None:
         self.topic, self.partition, self.offset = topic, partition, offset
@@ -113,6 +124,36 @@ class _Record:
 async def _fetched(tp: TP, offsets: list[int]) -> AsyncIterator[tuple[TP, _Record]]:
     for offset in offsets:
         yield tp, _Record(tp.topic, tp.partition, offset)
+
+
+async def test_records_fetched_for_a_partition_not_active_are_fetched_again_not_dropped(tmp_path: Path) -> None:
+    """faust drops them after aiokafka has moved past them; the next record then looks like a gap, counted as done.
+    A partition resumed while the fetch waited (the end of a recovery) is active: its records are delivered."""
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    consumer = app.consumer
+    paused, resumed, revoked = TP("fv.hundesteuer.status", 3), TP("rk.events", 1), TP("rk.events", 2)
+    fetched = {
+        tp: [_Record(tp.topic, tp.partition, offset) for offset in (2114, 2115, 2116)]
+        for tp in (paused, resumed, revoked)
+    }
+    seeks: list[tuple[TP, int]] = []
+
+    async def wait_next_records(timeout: float) -> tuple[dict[TP, list[_Record]], set[TP]]:  # noqa: ASYNC109
+        return fetched, {paused}  # what was active when the fetch began
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer._wait_next_records = wait_next_records  # type: ignore[attr-defined]
+    consumer._get_active_partitions = lambda: {resumed}  # type: ignore[attr-defined]
+    consumer.assignment = lambda: {paused, resumed}  # type: ignore[method-assign]
+    consumer._seek = seek  # type: ignore[attr-defined]
+    consumer.highwater = lambda tp: 3000  # type: ignore[method-assign]
+    consumer._to_message = lambda tp, record: record  # type: ignore[attr-defined]
+    consumer.flow_active = True  # type: ignore[attr-defined]
+    delivered = [(tp, record.offset) async for tp, record in consumer.getmany(timeout=1.0)]
+    assert delivered == [(resumed, 2114), (resumed, 2115), (resumed, 2116)]
+    assert seeks == [(paused, 2114)]  # the revoked partition's next owner starts from the committed offset
 
 
 async def test_the_hand_off_passes_records_in_order_skips_re_reads_and_notes_gaps(tmp_path: Path) -> None:
