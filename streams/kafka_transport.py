@@ -1,5 +1,5 @@
 """faust's aiokafka transport: a 100 ms fetch wait, commits that survive the end of a recovery and never pass an
-unprocessed record, a cheaper hand-off.
+unprocessed record, fetched records that are never dropped, a cheaper hand-off.
 
 **Fetch wait.** faust builds its consumer with ``fetch_max_wait_ms=1500`` and no way to set it. aiokafka keeps one
 fetch request in flight per broker, leaving out partitions that still have buffered records; when that request
