@@ -147,6 +147,8 @@ class _Consumer(faust_aiokafka.Consumer):
 
     async def _fetch_again(self, first_undelivered: dict[Any, int]) -> None:
         """Move each partition's fetch position back to its first undelivered record, if it is still ours."""
+        if not first_undelivered:
+            return  # the common case: no need to ask the consumer thread for the assignment on every fetch
         assigned = self.assignment()
         for tp, offset in first_undelivered.items():
             if tp not in assigned:
