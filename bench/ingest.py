@@ -10,11 +10,13 @@ produced into the source topic before anything consumes it. Then, one after the 
   produces of a batch awaited before the next batch, each through faust's ``Topic.send``;
 * **no-op-producer**: the same app handing each record to faust's producer directly, as the ingest stage does
   (``IngestStage._send``): the baseline with faust's consuming side only;
-* **no-op, two hops**: the ingest stage's shape doing nothing: the worker's own faust app (``RueckkanalApp``: its
-  transport, flow control, partitioner) with two agents, source → a middle topic → sink, each copying records
-  through the producer in ``take_events`` batches: what two faust hops cost on this machine before any work;
+* **no-op, two hops**: the shape of a rerouted record's path doing nothing: the worker's own faust app
+  (``RueckkanalApp``: its transport, flow control, partitioner) with two agents, source → a middle topic → sink,
+  each copying records through the producer in ``take_events`` batches: what two faust hops cost on this machine
+  before any work;
 * **ingest**: a real ``rueckkanal worker --role ingest`` (own group) decodes, checks the lifecycle, renders and
-  validates, and writes the outbox.
+  validates, and writes the outbox. The source topic has the pipeline's partition count and is keyed by Vorgang id
+  with Kafka's default partitioner, as the event contract asks, so every event is processed in place (one hop).
 
 Each rate is measured from the first record seen on the output topic until it holds all N (end offsets polled
 every 100 ms), so process start, group join and table recovery are left out. ``--profile`` adds one more ingest

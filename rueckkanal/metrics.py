@@ -57,6 +57,12 @@ class Metrics:
             ["source"],
             registry=registry,
         )
+        self.events_rerouted = Counter(
+            "rueckkanal_events_rerouted_total",
+            "Source events that took the extra hop through rueckkanal.events (not co-partitioned with the Table)",
+            ["source"],
+            registry=registry,
+        )
         self.lifecycle_warnings = Counter(
             "rueckkanal_lifecycle_warnings_total",
             "Events delivered despite a lifecycle violation (policy warn)",
@@ -148,6 +154,7 @@ class Metrics:
         for source in sources:
             self.events_consumed.labels(source)
             self.events_duplicate.labels(source)
+            self.events_rerouted.labels(source)
             self.messages_rendered.labels(source)
             for reason in INGEST_REASONS:
                 self.events_rejected.labels(source, reason.value)

@@ -29,6 +29,7 @@ from streams.dlq import (
     H_CLASS,
     H_FAILED_AT,
     H_MESSAGE,
+    H_PARTITION,
     H_PORTAL_CODE,
     H_REASON,
     H_SOURCE,
@@ -146,6 +147,19 @@ def replay_target(letter: DeadLetter, settings: Settings) -> str:
     return letter.header(H_TOPIC) or settings.topics.outbox
 
 
+def replay_partition(letter: DeadLetter, partitions: Iterable[int]) -> int | None:
+    """The partition the record was first read from, if the topic still has it.
+
+    A Vorgang's records are ordered within one partition, and the key alone does not name it: a Fachverfahren may
+    use another partitioner, and the outbox partition is the Vorgang id's (streams/partitioner.py), not the key's.
+    Without the header, or after the topic lost that partition, the producer's key partitioner decides.
+    """
+    original = letter.header(H_PARTITION)
+    if original is None or not original.isdigit():
+        return None
+    return int(original) if int(original) in set(partitions) else None
+
+
 def replay_headers(letter: DeadLetter, now: datetime) -> Headers:
     previous = int(letter.header(H_REPLAY_COUNT) or 0)
     kept = [(k, v) for k, v in without_rk_error_headers(letter.headers) if not k.startswith("rk.replay.")]
@@ -165,7 +179,8 @@ async def replay(settings: Settings, letters: Iterable[DeadLetter], rate: float 
         for letter in letters:
             target = replay_target(letter, settings)
             headers = replay_headers(letter, datetime.now(UTC))
-            await producer.send_and_wait(target, letter.value, key=letter.key, headers=headers)
+            partition = replay_partition(letter, await producer.partitions_for(target))
+            await producer.send_and_wait(target, letter.value, key=letter.key, headers=headers, partition=partition)
             count += 1
             if rate:
                 await asyncio.sleep(1 / rate)  # pacing, so a large replay does not flood the portal

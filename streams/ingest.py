@@ -1,10 +1,23 @@
 """The ingest stage: Fachverfahren topics → canonical events → lifecycle guard → XÖV messages in the outbox.
 
-Two faust agents, because the lifecycle Table must be co-partitioned with the stream that updates it, and source
-topics belong to the Fachverfahren and may have any partition count:
+One faust agent reads every source topic and ``rueckkanal.events``. The lifecycle Table must be co-partitioned
+with the records that update it: Vorgang *V*'s state lives on partition ``vorgang_partition(V)`` of the Table's
+changelog, on the worker that owns that partition of ``rueckkanal.events`` (streams/partitioner.py). A source
+record takes one of two paths:
 
-``decode``     every source topic → inbound adapter → ``rueckkanal.events`` (key = Vorgang key)
-``lifecycle``  ``rueckkanal.events`` → lifecycle guard (Table per Vorgang) → render + XSD → ``rueckkanal.outbox``
+``in place``  its source topic had the pipeline's partition count when the worker started (``co_partition``) and
+              the record sits on its Vorgang's partition number:
+              decode → lifecycle guard (Table) → render + XSD → ``rueckkanal.outbox``. faust assigns partition
+              *p* of every topic with one partition count to one worker, so this worker holds the state. Every
+              record of a source keyed by Vorgang id (the event contract) with that partition count goes here.
+``rerouted``  anything else (another partition count, another key or partitioner): decode → the Vorgang's
+              partition of ``rueckkanal.events``, read back by whichever worker holds its state, then as above.
+
+The path is a function of the source's partition count and the record's partition, so a Vorgang's records keep
+one path, and their order, until the Fachverfahren changes its keying or adds partitions; that re-maps keys for
+any Kafka consumer, and order across the change holds only if the topic was drained first. Kafka Streams
+repartitions only when it must, for the same reason: each hop costs a produce, a fetch and faust's per-record
+work (docs/benchmarks.md).
 
 Anything that cannot be processed goes to ``rueckkanal.dlq`` as the original record, unchanged, with ``rk.*``
 headers. At-least-once without loss rests on three rules:
@@ -23,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,6 +54,7 @@ from rueckkanal.xoev import MessageRenderer, RenderedMessage
 from streams.app import Pipeline
 from streams.dlq import H_OFFSET, H_PARTITION, H_SOURCE, H_TIMESTAMP, H_TOPIC, Headers, Origin, dead_letter_headers
 from streams.logs import log_outcome
+from streams.partitioner import vorgang_partition
 
 log = structlog.get_logger("rueckkanal.ingest")
 
@@ -76,13 +90,26 @@ class CanonicalRecord(BaseModel):
 
 
 @dataclass(frozen=True)
+class _Decoded:
+    """An event ready for the lifecycle guard, from either path, with what a rejection or the outbox needs."""
+
+    event: StatusEvent
+    source: str
+    partition: int  # the Vorgang's partition: of events, outbox and the Table's changelog
+    message: Any  # the record read, for the outcome line
+    headers: Headers  # the Fachverfahren's headers (traceparent)
+    original: Callable[[], InboundRecord]  # the Fachverfahren's record, rebuilt only for a dead letter
+
+
+@dataclass(frozen=True)
 class _Pending:
     """One outbox write of a batch, with what must happen once the broker has acknowledged it."""
 
     key: str
     state: VorgangState
     source: str
-    message: Any  # the events record, for the outcome line
+    partition: int
+    message: Any  # the record read, for the outcome line
     started: float
 
 
@@ -111,67 +138,51 @@ class IngestStage:
             value_type=None,
             partitions=pipeline.settings.topics.partitions,  # = the events topic's: co-partitioned (see _remember)
         )
-        source_topic = app.topic(
-            *self.sources, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        self.events_topic = pipeline.topics.events.get_topic_name()
+        self.partitions = pipeline.settings.topics.partitions
+        self.in_place: frozenset[str] = frozenset()  # set once at start-up by co_partition(), before any record
+        topic = app.topic(
+            self.events_topic,
+            *self.sources,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
         )
-        app.agent(source_topic, name="rueckkanal.decode")(self._decode_agent)
-        app.agent(pipeline.topics.events, name="rueckkanal.lifecycle")(self._lifecycle_agent)
+        app.agent(topic, name="rueckkanal.ingest")(self._agent)
 
     @property
     def source_topics(self) -> list[str]:
         return list(self.sources)
 
-    # -- stage 1: decode -----------------------------------------------------------------------------------
+    def co_partition(self, partition_counts: Mapping[str, int]) -> None:
+        """Decide once, from the broker's topic metadata at start-up, which sources are processed in place.
 
-    async def _decode_agent(self, stream: faust.StreamT[bytes]) -> None:
+        Once, because a Vorgang must keep its path: a record rerouted through ``rueckkanal.events`` and a later
+        one processed in place could overtake it. Every worker reads the same metadata, so the group agrees. A
+        source created or given more partitions while workers run changes its path at their next restart only.
+        """
+        self.in_place = frozenset(t for t in self.sources if partition_counts.get(t) == self.partitions)
+        for topic, fv in self.sources.items():
+            path = "in place" if topic in self.in_place else "rerouted through " + self.events_topic
+            log.info("source path", source=fv.name, topic=topic, partitions=partition_counts.get(topic), path=path)
+
+    async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream):
-            await self._guarded(self._decode_batch(batch), "decode")
+            await self._guarded(self._batch(batch))
 
-    async def _decode_batch(self, batch: Sequence[faust.EventT[bytes]]) -> None:
-        writes: list[Awaitable[Any]] = []
-        for event in batch:
-            writes.append(await self._decode_one(event.message))
-        await _all_acknowledged(writes)
-
-    async def _decode_one(self, message: Any) -> Awaitable[Any]:
-        started = time.perf_counter()
-        fv = self.sources[message.topic]
-        self.metrics.events_consumed.labels(fv.name).inc()
-        record = _inbound_record(message)
-        try:
-            status_event = self.adapters[message.topic].decode(record)
-        except RueckkanalError as error:
-            return await self._reject(record, error, stage="ingest", source=fv.name, started=started)
-        except Exception as error:  # an adapter bug must not stop the partition
-            log.exception("adapter failed unexpectedly", source=fv.name, topic=message.topic)
-            return await self._reject(record, _internal(error), stage="ingest", source=fv.name, started=started)
-        # model_construct: the event is validated already, and Base64Bytes would try to decode raw bytes.
-        canonical = CanonicalRecord.model_construct(
-            event=status_event, original_key=record.key, original_value=record.value or b""
-        )
-        headers = [*record.headers, *_origin_headers(record), (H_SOURCE, fv.name.encode())]
-        self.metrics.ingest_duration.labels("ingest").observe(time.perf_counter() - started)
-        return await self._send(
-            self.pipeline.topics.events,
-            key=status_event.vorgang_key.encode(),
-            value=canonical.model_dump_json(by_alias=True).encode(),
-            headers=headers,
-        )
-
-    # -- stage 2: lifecycle, render, outbox ----------------------------------------------------------------
-
-    async def _lifecycle_agent(self, stream: faust.StreamT[bytes]) -> None:
-        async for batch in _batches(stream):
-            await self._guarded(self._lifecycle_batch(batch), "lifecycle")
-
-    async def _lifecycle_batch(self, batch: Sequence[faust.EventT[bytes]]) -> None:
+    async def _batch(self, batch: Sequence[faust.EventT[bytes]]) -> None:
         # The last outbox write per Vorgang in this batch: its state is not in the Table yet, which is written
         # after the outbox acks.
         latest: dict[str, _Pending] = {}
         writes: list[Awaitable[Any]] = []
         pending: list[_Pending] = []
         for event in batch:
-            write, done = await self._lifecycle_one(event.message, latest)
+            message = event.message
+            if message.topic == self.events_topic:
+                write, done = await self._from_events(message, latest)
+            else:
+                write, done = await self._from_source(message, latest)
             if write is not None:
                 writes.append(write)
             if done is not None:
@@ -183,7 +194,46 @@ class IngestStage:
             self.metrics.messages_rendered.labels(done.source).inc()
             _outcome(done.message, done.source, "outboxed", done.started, vorgang_key=done.key)
 
-    async def _lifecycle_one(
+    # -- a Fachverfahren's record ----------------------------------------------------------------------------
+
+    async def _from_source(
+        self, message: Any, latest: dict[str, _Pending]
+    ) -> tuple[Awaitable[Any] | None, _Pending | None]:
+        started = time.perf_counter()
+        fv = self.sources[message.topic]
+        self.metrics.events_consumed.labels(fv.name).inc()
+        record = _inbound_record(message)
+        try:
+            event = self.adapters[message.topic].decode(record)
+        except RueckkanalError as error:
+            return await self._reject(record, error, stage="ingest", source=fv.name, started=started), None
+        except Exception as error:  # an adapter bug must not stop the partition
+            log.exception("adapter failed unexpectedly", source=fv.name, topic=message.topic)
+            return await self._reject(record, _internal(error), stage="ingest", source=fv.name, started=started), None
+        partition = vorgang_partition(event.vorgang_id, self.partitions)
+        self.metrics.ingest_duration.labels("ingest").observe(time.perf_counter() - started)
+        if message.partition == partition and message.topic in self.in_place:
+            decoded = _Decoded(event, fv.name, partition, message, list(record.headers), lambda: record)
+            return await self._guard(decoded, latest, started)
+        self.metrics.events_rerouted.labels(fv.name).inc()
+        return await self._reroute(event, record, fv.name, partition), None
+
+    async def _reroute(self, event: StatusEvent, record: InboundRecord, source: str, partition: int) -> Awaitable[Any]:
+        """Put the decoded event on the Vorgang's events partition, where the worker that holds its state reads it."""
+        canonical = CanonicalRecord.model_construct(  # validated already; Base64Bytes would decode raw bytes
+            event=event, original_key=record.key, original_value=record.value or b""
+        )
+        return await self._send(
+            self.pipeline.topics.events,
+            key=event.vorgang_key.encode(),
+            value=canonical.model_dump_json(by_alias=True).encode(),
+            headers=[*record.headers, *_origin_headers(record), (H_SOURCE, source.encode())],
+            partition=partition,
+        )
+
+    # -- a record on rueckkanal.events -----------------------------------------------------------------------
+
+    async def _from_events(
         self, message: Any, latest: dict[str, _Pending]
     ) -> tuple[Awaitable[Any] | None, _Pending | None]:
         started = time.perf_counter()
@@ -195,50 +245,67 @@ class IngestStage:
             record = _inbound_record(message)
             error = InputRejected("record on the events topic is not a canonical event", reason=Reason.SCHEMA_INVALID)
             return await self._reject(record, error, stage="lifecycle", source=source, started=started), None
-        event = canonical.event
+        decoded = _Decoded(
+            canonical.event, source, message.partition, message, headers, lambda: _original(canonical, headers)
+        )
+        return await self._guard(decoded, latest, started)
+
+    # -- lifecycle, render, outbox ---------------------------------------------------------------------------
+
+    async def _guard(
+        self, decoded: _Decoded, latest: dict[str, _Pending], started: float
+    ) -> tuple[Awaitable[Any] | None, _Pending | None]:
+        began = time.perf_counter()
+        event, source = decoded.event, decoded.source
         key = event.vorgang_key
         try:
             in_batch = latest.get(key)
             previous = in_batch.state if in_batch is not None else self._stored_state(key)
         except RueckkanalError as error:  # an unreadable Table value: park the event, keep the partition moving
-            original = _original(canonical, headers)
-            return await self._reject(original, error, stage="lifecycle", source=source, started=started), None
+            return await self._reject_decoded(decoded, error, started), None
         result = advance(previous, event, policy=self.policy)
         if not isinstance(result, Advanced):
             if result.reason is Reason.DUPLICATE_EVENT:
                 self.metrics.events_duplicate.labels(source).inc()
-                _outcome(message, source, "duplicate", started, vorgang_key=key, reason=result.reason.value)
+                _outcome(decoded.message, source, "duplicate", started, vorgang_key=key, reason=result.reason.value)
                 return None, None
-            original = _original(canonical, headers)
-            return await self._reject(
-                original, result.to_error(), stage="lifecycle", source=source, started=started
-            ), None
+            return await self._reject_decoded(decoded, result.to_error(), started), None
         if result.warning is not None:
             self.metrics.lifecycle_warnings.labels(source, result.warning.value).inc()
         try:
             rendered = self.renderer.render(event, result.state)
         except RenderError as error:
             log.error("rendered message failed the XSD", source=source, reason=error.reason.value)
-            original = _original(canonical, headers)
-            return await self._reject(original, error, stage="lifecycle", source=source, started=started), None
-        self.metrics.ingest_duration.labels("lifecycle").observe(time.perf_counter() - started)
+            return await self._reject_decoded(decoded, error, started), None
+        self.metrics.ingest_duration.labels("lifecycle").observe(time.perf_counter() - began)
         write = await self._send(
             self.pipeline.topics.outbox,
             key=key.encode(),
             value=rendered.xml,
-            headers=outbox_headers(event, rendered, headers, source),
-            partition=message.partition,  # same key and partition count as events (topics.py)
+            headers=outbox_headers(event, rendered, decoded.headers, source),
+            partition=decoded.partition,  # outbox and events: one partition count and mapping (topics.py)
         )
-        return write, _Pending(key=key, state=result.state, source=source, message=message, started=started)
+        pending = _Pending(
+            key=key,
+            state=result.state,
+            source=source,
+            partition=decoded.partition,
+            message=decoded.message,
+            started=started,
+        )
+        return write, pending
+
+    async def _reject_decoded(self, decoded: _Decoded, error: RueckkanalError, started: float) -> Awaitable[Any]:
+        return await self._reject(decoded.original(), error, stage="lifecycle", source=decoded.source, started=started)
 
     async def _remember(self, last: dict[str, _Pending]) -> None:
         """Write the batch's last state per Vorgang to the Table and wait until its changelog holds them.
 
-        The changelog records are produced here, serialised by the changelog topic itself, to the partition of
-        the events record that produced the state: faust restores changelog partition *p* on the worker that owns
-        events partition *p*, so this is what keeps the Table co-partitioned with its stream. Awaiting them,
-        instead of faust's fire-and-forget ``send_soon``, makes the state durable before the batch is
-        acknowledged, and takes faust's per-write buffering off the hot path.
+        The changelog records are produced here, serialised by the changelog topic itself, to the Vorgang's
+        partition: faust restores changelog partition *p* on the worker that owns events partition *p* (and every
+        source partition *p* of the same count), so this is what keeps the Table co-partitioned with its stream.
+        Awaiting them, instead of faust's fire-and-forget ``send_soon``, makes the state durable before the batch
+        is acknowledged, and takes faust's per-write buffering off the hot path.
         """
         changelog = self.table.changelog_topic
         writes = []
@@ -252,7 +319,7 @@ class IngestStage:
                     key=cast(bytes, key_bytes),
                     value=cast(bytes, value_bytes),
                     headers=[],
-                    partition=done.message.partition,
+                    partition=done.partition,
                 )
             )
             self.table.data[key] = value
@@ -303,12 +370,12 @@ class IngestStage:
         )
         return write
 
-    async def _guarded(self, work: Awaitable[None], agent: str) -> None:
+    async def _guarded(self, work: Awaitable[None]) -> None:
         """Run one batch; if Kafka itself refuses our writes, stop hard before faust acknowledges the batch."""
         try:
             await work
         except Exception:
-            log.critical("cannot write to Kafka; exiting without acknowledging the batch", agent=agent, exc_info=True)
+            log.critical("cannot write to Kafka; exiting without acknowledging the batch", exc_info=True)
             os._exit(EX_KAFKA_UNAVAILABLE)
 
 

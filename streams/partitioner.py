@@ -28,3 +28,13 @@ def partition_for(key: bytes | None, all_partitions: Sequence[int], available: S
     if key is None:
         return random.choice(available or all_partitions)  # noqa: S311 - spreading load, not a secret
     return all_partitions[_index(key, len(all_partitions))]
+
+
+def vorgang_partition(vorgang_id: str, partitions: int) -> int:
+    """The partition of a Vorgang on events, outbox and the Table's changelog.
+
+    It is where Kafka's default partitioner puts a record keyed by the Vorgang id, the key the event contract asks
+    a Fachverfahren to use. A source topic with the pipeline's partition count therefore already holds each
+    Vorgang on the partition of its state, and the ingest stage can process it in place (streams/ingest.py).
+    """
+    return _index(vorgang_id.encode(), partitions)

@@ -39,19 +39,23 @@ def pipeline_topics(settings: Settings, source_topics: Iterable[str]) -> list[To
     ]
 
 
-async def ensure_topics(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
-    """Create missing topics; raise ConfigError if an ordering-relevant topic has the wrong partition count."""
-    existing = await _partition_counts(admin, [s.name for s in specs])
+async def ensure_topics(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> dict[str, int]:
+    """Create missing topics and return the partition counts known now.
+
+    Raise ConfigError if an ordering-relevant topic has the wrong partition count. A topic another replica created
+    a moment ago is left out of the counts: the broker may not describe it yet.
+    """
+    existing = await partition_counts(admin, [s.name for s in specs])
     missing = [s for s in specs if s.name not in existing]
-    created: list[str] = []
+    created: dict[str, int] = {}
     for spec in missing:
         try:
             await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication_factor)])
-            created.append(spec.name)
+            created[spec.name] = spec.partitions
         except TopicAlreadyExistsError:
             pass  # another replica created it a moment ago
     if created:
-        log.info("topics created", topics=created)
+        log.info("topics created", topics=list(created))
     wrong = [
         f"{s.name} has {existing[s.name]} partitions, configured {s.partitions}"
         for s in specs
@@ -62,10 +66,13 @@ async def ensure_topics(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> l
             "partition counts do not match RK_TOPICS__PARTITIONS (changing them re-maps Vorgänge to "
             "partitions and needs a migration): " + "; ".join(wrong)
         )
-    return created
+    return existing | created
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """The partition count of each named topic that exists."""
+    if not names:
+        return {}  # an empty topic list in a metadata request asks for every topic
     described = await admin.describe_topics(names)
     counts: dict[str, int] = {}
     for topic in described:

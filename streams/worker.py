@@ -21,7 +21,7 @@ from streams.delivery.retry import RetryPolicy
 from streams.delivery.service import DeliveryService
 from streams.ingest import IngestStage
 from streams.obs import Readiness, process_metrics
-from streams.topics import TopicSpec, ensure_topics, pipeline_topics
+from streams.topics import TopicSpec, ensure_topics, partition_counts, pipeline_topics
 
 log = structlog.get_logger("rueckkanal.worker")
 
@@ -30,11 +30,17 @@ class RueckkanalWorker(faust.Worker):
     """faust's Worker that creates the pipeline's topics first and says in one structured line when it is ready."""
 
     def __init__(
-        self, pipeline: Pipeline, topics: list[TopicSpec], role: Role, services: list[DeliveryService]
+        self,
+        pipeline: Pipeline,
+        topics: list[TopicSpec],
+        role: Role,
+        services: list[DeliveryService],
+        ingest: IngestStage | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.topic_specs = topics
         self.role = role
+        self.ingest = ingest
         settings = pipeline.settings
         super().__init__(
             pipeline.app,
@@ -48,7 +54,10 @@ class RueckkanalWorker(faust.Worker):
         admin = AIOKafkaAdminClient(**kafka_client_options(self.pipeline.settings.kafka))
         await admin.start()
         try:
-            await ensure_topics(admin, self.topic_specs)
+            counts = await ensure_topics(admin, self.topic_specs)
+            if self.ingest is not None:
+                unknown = [t for t in self.ingest.source_topics if t not in counts]
+                self.ingest.co_partition(counts | await partition_counts(admin, unknown))
         except ConfigError as error:
             log.critical("refusing to start", reason=error.reason.value, error=error.message)
             raise
@@ -69,7 +78,7 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
     pipeline = create_pipeline(settings)
     metrics = process_metrics()
     fachverfahren = load_fachverfahren(settings.fachverfahren_dir)
-    source_topics: list[str] = []
+    ingest: IngestStage | None = None
     services: list[DeliveryService] = []
     if role in (Role.ALL, Role.INGEST):
         ingest = IngestStage(
@@ -79,11 +88,11 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
             metrics,
             policy=Policy(settings.ingest.lifecycle_policy),
         )
-        source_topics = ingest.source_topics
     if role in (Role.ALL, Role.DELIVERY):
         services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics)))
     metrics.initialise(sources=[fv.name for fv in fachverfahren], portals=[settings.portal.name])
-    return RueckkanalWorker(pipeline, pipeline_topics(settings, source_topics), role, services)
+    source_topics = ingest.source_topics if ingest is not None else []
+    return RueckkanalWorker(pipeline, pipeline_topics(settings, source_topics), role, services, ingest)
 
 
 def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics) -> DeliveryDispatcher:

@@ -16,10 +16,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
 from tests.support.events import BadCase, ValidEvent, bad_corpus, hundesteuer_events
-from tests.support.kafka_io import create_topics, end_offsets, produce, read_all, wait_until_caught_up
+from tests.support.kafka_io import (
+    crc32_partitioner,
+    create_topics,
+    end_offsets,
+    produce,
+    read_all,
+    wait_until_caught_up,
+)
 from tests.support.pipeline import PipelineEnv, pipeline_env
 from tests.support.processes import CliProcess, free_port
 
@@ -53,6 +61,35 @@ async def _caught_up(bootstrap: str, pipeline: PipelineEnv) -> None:
             return
 
 
+async def _produce_mixed(bootstrap: str, topic: str, events: list[ValidEvent]) -> dict[str, int]:
+    """Every other Vorgang as a librdkafka client would partition it, the rest with Kafka's default partitioner.
+
+    Only a record on its Vorgang's own partition number is processed in place; the others take the extra hop
+    through rueckkanal.events (streams/ingest.py). Returns the source partition of each Vorgang id: one each, so
+    the order of a Vorgang's events is defined.
+    """
+    landed: dict[str, set[int]] = defaultdict(set)
+    for start in range(0, len(events), 100):  # in order, so Vorgänge of both kinds interleave
+        chunk = events[start : start + 100]
+        for by_librdkafka, partitioner in ((False, None), (True, crc32_partitioner)):
+            part = [e for e in chunk if _by_librdkafka(e) == by_librdkafka]
+            metas = await produce(bootstrap, topic, [e.record for e in part], partitioner=partitioner)
+            for event, meta in zip(part, metas, strict=True):
+                landed[event.vorgang_id].add(meta.partition)
+    assert all(len(partitions) == 1 for partitions in landed.values())
+    return {vorgang_id: partitions.pop() for vorgang_id, partitions in landed.items()}
+
+
+def _by_librdkafka(event: ValidEvent) -> bool:
+    return int(event.vorgang_id.rsplit("-", 1)[-1]) % 2 == 1
+
+
+def _vorgang_partition(event: ValidEvent) -> int:
+    """Kafka's default partitioner on the Vorgang id: where the pipeline keeps the Vorgang."""
+    partitions = list(range(PARTITIONS))
+    return int(DefaultPartitioner()(event.vorgang_id.encode(), partitions, partitions))
+
+
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
     return dict(record.headers)[name].decode()
 
@@ -76,19 +113,20 @@ async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_no
 
     with ingest_worker(pipeline) as worker:
         landed: dict[str, tuple[BadCase, int, int]] = {}
+        source_partition: dict[str, int] = {}
         chunk = len(valid) // len(bad) + 1
         for i, case in enumerate(bad):  # interleave: some valid events, one bad one, some valid events, ...
-            await produce(kafka_bootstrap, hundesteuer, [e.record for e in valid[i * chunk : (i + 1) * chunk]])
+            source_partition |= await _produce_mixed(kafka_bootstrap, hundesteuer, valid[i * chunk : (i + 1) * chunk])
             [meta] = await produce(kafka_bootstrap, pipeline.source_topics[case.fachverfahren], [case.record])
             landed[f"{meta.topic}/{meta.partition}/{meta.offset}"] = (case, meta.partition, meta.offset)
-        await produce(kafka_bootstrap, hundesteuer, [e.record for e in valid[len(bad) * chunk :]])
+        source_partition |= await _produce_mixed(kafka_bootstrap, hundesteuer, valid[len(bad) * chunk :])
         await _caught_up(kafka_bootstrap, pipeline)
 
         outbox = await read_all(kafka_bootstrap, pipeline.outbox)
         dlq = await read_all(kafka_bootstrap, pipeline.dlq)
 
         _assert_outbox_is_exactly_the_valid_events_in_order(outbox, valid)
-        await _assert_table_is_co_partitioned_with_the_events_topic(kafka_bootstrap, pipeline, valid)
+        await _assert_each_vorgang_stays_on_its_partition(kafka_bootstrap, pipeline, valid, source_partition, outbox)
         assert len(dlq) == len(bad)
         for letter in dlq:
             where = f"{_header(letter, 'rk.original.topic')}/{_header(letter, 'rk.original.partition')}/"
@@ -103,24 +141,34 @@ async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_no
         assert not landed, f"no dead letter for {sorted(c.id for c, _, _ in landed.values())}"
 
         resent = random.Random(unique).sample(valid, 100)
-        await produce(kafka_bootstrap, hundesteuer, [e.record for e in resent])
+        await _produce_mixed(kafka_bootstrap, hundesteuer, resent)
         await _caught_up(kafka_bootstrap, pipeline)
         assert len(await read_all(kafka_bootstrap, pipeline.outbox)) == len(valid)
         assert len(await read_all(kafka_bootstrap, pipeline.dlq)) == len(bad)
     _assert_log_has_outcomes_but_no_vorgang_ids_or_payloads(worker, valid, bad)
 
 
-async def _assert_table_is_co_partitioned_with_the_events_topic(
-    bootstrap: str, pipeline: PipelineEnv, valid: list[ValidEvent]
+async def _assert_each_vorgang_stays_on_its_partition(
+    bootstrap: str,
+    pipeline: PipelineEnv,
+    valid: list[ValidEvent],
+    source_partition: dict[str, int],
+    outbox: list[ConsumerRecord[bytes, bytes]],
 ) -> None:
-    """faust restores changelog partition p on the worker that owns events partition p: each Vorgang's state must
-    be in the partition its events are in, or another worker would decide its next event without it."""
-    events_partition = {r.key: r.partition for r in await read_all(bootstrap, pipeline.events)}
+    """faust restores changelog partition p on the worker that owns partition p of events and of every source topic
+    with the same count: each Vorgang's state must be on the Vorgang's partition, or another worker would decide
+    its next event without it. Only events that were not already on that partition take the extra hop."""
+    wanted = {e.vorgang_key: _vorgang_partition(e) for e in valid}
     changelog = await read_all(bootstrap, f"{pipeline.app_id}-vorgaenge-changelog")
-    states = {json.loads(r.key): r.partition for r in changelog}
-    assert set(states) == {e.vorgang_key for e in valid}
-    assert {key: events_partition[key.encode()] for key in states} == states
-    assert len(set(states.values())) > 1  # 50 Vorgänge over 4 partitions: the check above compared something
+    assert {json.loads(r.key): r.partition for r in changelog} == wanted
+    assert len(set(wanted.values())) > 1  # 50 Vorgänge over 4 partitions: the check above compared something
+    assert {r.key.decode(): r.partition for r in outbox if r.key is not None} == wanted
+
+    events = await read_all(bootstrap, pipeline.events)
+    off_partition = [e for e in valid if source_partition[e.vorgang_id] != wanted[e.vorgang_key]]
+    assert Counter(r.key for r in events) == Counter(e.vorgang_key.encode() for e in off_partition)
+    assert all(r.key is not None and r.partition == wanted[r.key.decode()] for r in events)
+    assert 0 < len(off_partition) < len(valid) / 2  # both paths ran: all default-keyed ones in place, most others not
 
 
 def _assert_log_has_outcomes_but_no_vorgang_ids_or_payloads(
@@ -229,19 +277,18 @@ async def test_a_worker_joining_and_the_first_leaving_lose_nothing_and_keep_orde
     pipeline = await _setup(kafka_bootstrap, unique, tmp_path)
     hundesteuer = pipeline.source_topics["hundesteuer"]
     valid = hundesteuer_events(unique, vorgaenge=500)  # 10,000 events, each Vorgang's in order
-    records = [e.record for e in valid]
     first_log, second_log = tmp_path / "first-worker.log", tmp_path / "second-worker.log"
     second_env = {**pipeline.env, "RK_WEB__PORT": str(free_port()), "RK_DATA_DIR": str(tmp_path / "data-2")}
     first = CliProcess(["worker", "--role", "ingest"], env=pipeline.env, log_file=first_log)
     second: CliProcess | None = None
     try:
         first.wait_for_event("worker ready", timeout=120)
-        await produce(kafka_bootstrap, hundesteuer, records[:4_000])
+        await _produce_mixed(kafka_bootstrap, hundesteuer, valid[:4_000])  # both paths (in place, rerouted)
         await _wait_for_outbox(kafka_bootstrap, pipeline.outbox, at_least=1_000)
         second = CliProcess(["worker", "--role", "ingest"], env=second_env, log_file=second_log)
-        await produce(kafka_bootstrap, hundesteuer, records[4_000:7_000])  # work on hand while the group rebalances
+        await _produce_mixed(kafka_bootstrap, hundesteuer, valid[4_000:7_000])  # on hand while the group rebalances
         second.wait_for_event("worker ready", timeout=120)
-        await produce(kafka_bootstrap, hundesteuer, records[7_000:])
+        await _produce_mixed(kafka_bootstrap, hundesteuer, valid[7_000:])
         assert first.terminate() == 0  # leaves with events unread: its partitions and state move to the second
         outbox = await _outbox_holding(kafka_bootstrap, pipeline.outbox, {e.nachrichten_uuid for e in valid}, 300)
         await _caught_up(kafka_bootstrap, pipeline)

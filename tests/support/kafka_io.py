@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+Partitioner = Callable[[bytes | None, list[int], list[int]], int]
 
 POLL_INTERVAL = 0.25
 
@@ -28,10 +30,28 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -
         await admin.close()
 
 
-async def produce(bootstrap: str, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
-    """Write the records in order and return where each landed (partition, offset)."""
+def crc32_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """librdkafka's default for a keyed record (``consistent_random``: CRC32 of the key), as a Fachverfahren using
+    confluent-kafka or kcat gets it: each key on one partition, but rarely where murmur2 would put it."""
+    assert key is not None
+    return all_partitions[zlib.crc32(key) % len(all_partitions)]
+
+
+async def produce(
+    bootstrap: str, topic: str, records: Sequence[Record], partitioner: Partitioner | None = None
+) -> list[RecordMetadata]:
+    """Write the records in order and return where each landed (partition, offset).
+
+    ``partitioner`` replaces Kafka's default one (murmur2 of the key), as another client library's would.
+    """
+    options = {"partitioner": partitioner} if partitioner is not None else {}
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5, max_request_size=4 * 1024 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=4 * 1024 * 1024,
+        **options,
     )
     await producer.start()
     try:
