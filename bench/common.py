@@ -39,7 +39,6 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 LogLine = dict[str, Any]
 POLL_S = 0.1
@@ -328,25 +327,6 @@ class TopicCounter:
     async def __call__(self) -> int:
         ends = await self._consumer.end_offsets(self._tps)
         return int(sum(ends.values()))
-
-
-# -- topics ----------------------------------------------------------------------------------------------------
-
-
-async def delete_topics_containing(bootstrap: str, marker: str) -> int:
-    """Remove a run's topics (its own unique marker is in every name) so the shared broker does not fill up."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [name for name in await admin.list_topics() if marker in name]
-        if names:
-            await admin.delete_topics(names)
-        return len(names)
-    except Exception as error:  # cleaning up is a courtesy; a failure must not hide the figures
-        print(f"  (could not delete the run's topics: {type(error).__name__})", file=sys.stderr)
-        return 0
-    finally:
-        await admin.close()
 
 
 # -- the reference portal --------------------------------------------------------------------------------------

@@ -58,7 +58,6 @@ from bench.common import (
     bootstrap_address,
     busy_processes,
     cli_child,
-    delete_topics_containing,
     follow,
     load_average,
     machine_description,
@@ -72,7 +71,7 @@ from rueckkanal.lifecycle import VorgangState
 from rueckkanal.settings import PROJECT_ROOT, PortalSettings, XoevSettings
 from rueckkanal.xoev import MessageRenderer, nachrichten_uuid
 from tests.support.events import SOURCE, hundesteuer_events
-from tests.support.kafka_io import Record, create_topics, produce, read_all
+from tests.support.kafka_io import Record, create_topics, delete_topics_containing, produce, read_all
 from tests.support.pipeline import pipeline_env
 
 SELF = Path(__file__).resolve()

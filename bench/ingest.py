@@ -49,7 +49,6 @@ from bench.common import (
     bootstrap_address,
     busy_processes,
     cli_child,
-    delete_topics_containing,
     follow,
     load_average,
     machine_description,
@@ -59,7 +58,7 @@ from bench.common import (
     worker_env,
 )
 from tests.support.events import hundesteuer_events
-from tests.support.kafka_io import create_topics, produce
+from tests.support.kafka_io import create_topics, delete_topics_containing, produce
 from tests.support.pipeline import PipelineEnv, pipeline_env
 
 SELF = Path(__file__).resolve()

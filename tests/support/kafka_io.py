@@ -7,6 +7,7 @@ for a guessed time.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,22 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    finally:
+        await admin.close()
+
+
+async def delete_topics_containing(bootstrap: str, marker: str) -> int:
+    """Remove a run's topics (its unique marker is in every name) so a long-lived broker does not fill up."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if marker in name]
+        if names:
+            await admin.delete_topics(names)
+        return len(names)
+    except Exception as error:  # cleaning up is a courtesy; a failure must not hide a result
+        print(f"  (could not delete the run's topics: {type(error).__name__})", file=sys.stderr)
+        return 0
     finally:
         await admin.close()
 
