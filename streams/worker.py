@@ -51,6 +51,7 @@ class RueckkanalWorker(faust.Worker):
         )
 
     async def on_first_start(self) -> None:
+        await super().on_first_start()  # sets up logging first: what follows must be seen, a refusal above all
         admin = AIOKafkaAdminClient(**kafka_client_options(self.pipeline.settings.kafka))
         await admin.start()
         try:
@@ -63,7 +64,6 @@ class RueckkanalWorker(faust.Worker):
             raise
         finally:
             await admin.close()
-        await super().on_first_start()
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()

@@ -146,6 +146,8 @@ async def test_mixed_batch_outbox_holds_the_valid_dlq_the_bad_and_resends_add_no
         assert len(await read_all(kafka_bootstrap, pipeline.outbox)) == len(valid)
         assert len(await read_all(kafka_bootstrap, pipeline.dlq)) == len(bad)
     _assert_log_has_outcomes_but_no_vorgang_ids_or_payloads(worker, valid, bad)
+    paths = {line["topic"]: line["path"] for line in worker.lines if line.get("event") == "source path"}
+    assert paths == {topic: "in place" for topic in pipeline.source_topics.values()}  # decided once, at start-up
 
 
 async def _assert_each_vorgang_stays_on_its_partition(
