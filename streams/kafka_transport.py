@@ -36,6 +36,16 @@ ingest worker's CPU with the event-loop work they cause (docs/benchmarks.md). Th
 hand-off blocked on a full agent queue must give way when a rebalance stops the flow, but once per fetched batch
 is enough. The fetch stays outside the race: raced, it was given up whenever the flow was stopped, and a recovery
 never saw its changelog records (caught by the scale-out test).
+
+**Records the stream skips** (not changed here; why it holds). faust's stream acknowledges a record it takes from an
+agent queue while the flow is suspended or that is of an older generation (``Stream._c_aiter``), which would
+commit past it. No such record reaches a queue in this worker: faust suspends the flow, pauses the partitions and
+empties the queues in one step, with no ``await`` between; a hand-off blocked on a full queue has its ``put``
+cancelled by that emptying; and records of an older generation are not handed off (``getmany``). A hand-off that
+passed faust's flow check could still enqueue a record after the emptying only if it then waited for faust's
+producer buffer (``wait_until_producer_ebb``), and nothing here fills that buffer: both stages produce directly
+and write the Table's changelog themselves. Keep it so: ``send_soon`` or a Table write through ``table[key]``
+would open that window.
 """
 
 from __future__ import annotations
