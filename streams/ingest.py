@@ -5,19 +5,24 @@ with the records that update it: Vorgang *V*'s state lives on partition ``vorgan
 changelog, on the worker that owns that partition of ``rueckkanal.events`` (streams/partitioner.py). A source
 record takes one of two paths:
 
-``in place``  its source topic had the pipeline's partition count when the worker started (``co_partition``) and
-              the record sits on its Vorgang's partition number:
-              decode → lifecycle guard (Table) → render + XSD → ``rueckkanal.outbox``. faust assigns partition
-              *p* of every topic with one partition count to one worker, so this worker holds the state. Every
-              record of a source keyed by Vorgang id (the event contract) with that partition count goes here.
+``in place``  its source topic had the pipeline's partition count when the worker started (``co_partition``),
+              the record sits on its Vorgang's partition number, and this worker holds that partition of
+              ``rueckkanal.events``: decode → lifecycle guard (Table) → render + XSD → ``rueckkanal.outbox``.
+              faust assigns partition *p* of every topic with one partition count to one worker when all
+              workers subscribe to them, so this worker holds the state. Every record of a source keyed by
+              Vorgang id (the event contract) with that partition count goes here.
 ``rerouted``  anything else (another partition count, another key or partitioner): decode → the Vorgang's
               partition of ``rueckkanal.events``, read back by whichever worker holds its state, then as above.
 
 The path is a function of the source's partition count and the record's partition, so a Vorgang's records keep
 one path, and their order, until the Fachverfahren changes its keying or adds partitions; that re-maps keys for
-any Kafka consumer, and order across the change holds only if the topic was drained first. Kafka Streams
-repartitions only when it must, for the same reason: each hop costs a produce, a fetch and faust's per-record
-work (docs/benchmarks.md).
+any Kafka consumer, and order across the change holds only if the topic was drained first. The one exception is a
+group whose workers subscribe to different source topics (a rollout that adds or removes a Fachverfahren): faust
+then assigns those topics apart from ``rueckkanal.events``, and a worker reading a source partition without its
+Vorgänge's state reroutes them (``_refresh_held``) rather than decide against state it does not have. A Vorgang
+whose path changes that way can be overtaken at the change; the lifecycle guard then refuses the late event
+(``stale_event`` under the default policy) instead of passing it on. Kafka Streams repartitions only when it
+must, for the same reason: each hop costs a produce, a fetch and faust's per-record work (docs/benchmarks.md).
 
 Anything that cannot be processed goes to ``rueckkanal.dlq`` as the original record, unchanged, with ``rk.*``
 headers. At-least-once without loss rests on three rules:
@@ -141,6 +146,8 @@ class IngestStage:
         self.events_topic = pipeline.topics.events.get_topic_name()
         self.partitions = pipeline.settings.topics.partitions
         self.in_place: frozenset[str] = frozenset()  # set once at start-up by co_partition(), before any record
+        self.held: frozenset[int] = frozenset()  # events partitions (and so Table partitions) this worker holds now
+        self._warned: set[tuple[str, int]] = set()  # source partitions already reported as held elsewhere
         topic = app.topic(
             self.events_topic,
             *self.sources,
@@ -177,6 +184,7 @@ class IngestStage:
         latest: dict[str, _Pending] = {}
         writes: list[Awaitable[Any]] = []
         pending: list[_Pending] = []
+        self._refresh_held()
         for event in batch:
             message = event.message
             if message.topic == self.events_topic:
@@ -193,6 +201,21 @@ class IngestStage:
         for done in pending:
             self.metrics.messages_rendered.labels(done.source).inc()
             _outcome(done.message, done.source, "outboxed", done.started, vorgang_key=done.key)
+
+    def _refresh_held(self) -> None:
+        """Note which partitions' Vorgang state this worker holds, as assigned now.
+
+        faust assigns partition *p* of every topic with one partition count to one worker only when all workers
+        subscribe to those topics. Replicas with different Fachverfahren (a rollout that adds or removes one) break
+        that for the topics they differ in: a worker can then get a source partition without the state of its
+        Vorgänge. Such a record takes the hop to the worker that holds the state, instead of being decided here
+        against state this worker does not have.
+        """
+        assignment = self.pipeline.app.consumer.assignment()
+        held = frozenset(tp.partition for tp in assignment if tp.topic == self.events_topic)
+        if held != self.held:
+            self.held = held
+            self._warned.clear()
 
     # -- a Fachverfahren's record ----------------------------------------------------------------------------
 
@@ -213,10 +236,23 @@ class IngestStage:
         partition = vorgang_partition(event.vorgang_id, self.partitions)
         self.metrics.ingest_duration.labels("ingest").observe(time.perf_counter() - started)
         if message.partition == partition and message.topic in self.in_place:
-            decoded = _Decoded(event, fv.name, partition, message, list(record.headers), lambda: record)
-            return await self._guard(decoded, latest, started)
+            if partition in self.held:
+                decoded = _Decoded(event, fv.name, partition, message, list(record.headers), lambda: record)
+                return await self._guard(decoded, latest, started)
+            self._warn_state_elsewhere(message.topic, partition, fv.name)
         self.metrics.events_rerouted.labels(fv.name).inc()
         return await self._reroute(event, record, fv.name, partition), None
+
+    def _warn_state_elsewhere(self, topic: str, partition: int, source: str) -> None:
+        if (topic, partition) not in self._warned:
+            self._warned.add((topic, partition))
+            log.warning(
+                "source partition assigned without its Vorgang state; its records take the hop through "
+                "rueckkanal.events until the workers subscribe to the same source topics",
+                source=source,
+                topic=topic,
+                partition=partition,
+            )
 
     async def _reroute(self, event: StatusEvent, record: InboundRecord, source: str, partition: int) -> Awaitable[Any]:
         """Put the decoded event on the Vorgang's events partition, where the worker that holds its state reads it."""
