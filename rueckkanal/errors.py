@@ -9,13 +9,14 @@ goes into the ``rk.error.reason`` DLQ header, metric labels and runbooks)::
     │   ├── DecodeError                  malformed_json, invalid_encoding, payload_too_large,
     │   │                                xml_malformed, xml_forbidden_construct, missing_header,
     │   │                                unsupported_content_type, unsupported_event_type
-    │   ├── EventInvalid                 schema_invalid, unknown_status, unknown_source
+    │   ├── EventInvalid                 schema_invalid, unknown_status, unknown_source, forbidden_character
     │   └── LifecycleRejected            illegal_transition, stale_event, duplicate_event
     ├── RenderError                      xsd_invalid: our own output broke our schema (a bug, not bad input)
     ├── ConfigError                      config_invalid: refuse to start
     └── DeliveryError
         ├── TransientDeliveryError       retriable=True: portal_unavailable, portal_throttled,
-        │                                portal_timeout, portal_connection
+        │                                portal_timeout, portal_connection, portal_misconfigured
+        │                                (3xx, 404, 405 or an answer that is no Quittung: the circuit opens)
         └── PermanentDeliveryError       portal_rejected (keeps the portal's code), portal_client_error
 
 Messages must never contain payload text or personal data: they end up in logs and DLQ headers.
@@ -41,6 +42,7 @@ class Reason(StrEnum):
     SCHEMA_INVALID = "schema_invalid"
     UNKNOWN_STATUS = "unknown_status"
     UNKNOWN_SOURCE = "unknown_source"
+    FORBIDDEN_CHARACTER = "forbidden_character"
     ILLEGAL_TRANSITION = "illegal_transition"
     STALE_EVENT = "stale_event"
     DUPLICATE_EVENT = "duplicate_event"
@@ -51,6 +53,7 @@ class Reason(StrEnum):
     PORTAL_TIMEOUT = "portal_timeout"
     PORTAL_CONNECTION = "portal_connection"
     PORTAL_UNAUTHORIZED = "portal_unauthorized"
+    PORTAL_MISCONFIGURED = "portal_misconfigured"
     PORTAL_REJECTED = "portal_rejected"
     PORTAL_CLIENT_ERROR = "portal_client_error"
     STATE_CORRUPT = "state_corrupt"

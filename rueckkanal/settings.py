@@ -47,6 +47,12 @@ class KafkaSettings(_Section):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    max_request_size: int = Field(
+        1_048_576,
+        ge=64 * 1024,
+        description="largest record (bytes, with key and headers) any of our producers sends; a dead letter "
+        "larger than this is written as a stub with size and SHA-256 instead of the original value",
+    )
 
 
 class TopicSettings(_Section):
