@@ -19,7 +19,7 @@ from mode.utils.queues import FlowControlEvent
 
 from rueckkanal.settings import KafkaSecurity, KafkaSettings, Settings
 from streams.kafka_transport import Transport
-from streams.obs import Readiness
+from streams.obs import Progress, Readiness
 from streams.partitioner import partition_for
 from streams.web import register_web_views
 
@@ -49,6 +49,8 @@ class Pipeline:
     topics: Topics
     # Stages report to this; /readyz answers from it (streams/obs.py, streams/web.py).
     readiness: Readiness = field(default_factory=Readiness)
+    # Stages report their steps forward to this; /healthz fails for a stage stalled with work waiting.
+    progress: Progress = field(default_factory=Progress)
 
 
 def broker_urls(kafka: KafkaSettings) -> list[str]:

@@ -28,6 +28,7 @@ Readiness
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -102,3 +103,52 @@ class Readiness:
             conditions["started"] = "nothing has reported readiness yet"
         ready = all(reason is None for reason in conditions.values())
         return ReadinessStatus(ready=ready, conditions=dict(sorted(conditions.items())))
+
+
+class Progress:
+    """Whether each stage keeps moving while it has work; ``/healthz`` fails for one that does not.
+
+    A stage registers how to tell that work is waiting (:meth:`watch`) and reports each step forward
+    (:meth:`advanced`: a batch processed, a portal verdict, an outcome). A stage whose work has been waiting for
+    ``stall_after_s`` without a step forward is stalled: a restart is then the only cure an orchestrator has.
+    Waiting that is expected (an open circuit, an empty topic) must not count as waiting.
+    """
+
+    def __init__(self, stall_after_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stall_after_s = stall_after_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._waiting: dict[str, Callable[[], bool]] = {}
+        self._last: dict[str, float] = {}
+        self._since: dict[str, float] = {}  # when the stage was first seen waiting without a step since
+
+    def watch(self, stage: str, waiting: Callable[[], bool]) -> None:
+        with self._lock:
+            self._waiting[stage] = waiting
+            self._last.setdefault(stage, self._clock())
+
+    def advanced(self, stage: str) -> None:
+        with self._lock:
+            self._last[stage] = self._clock()
+            self._since.pop(stage, None)
+
+    def problem(self) -> str | None:
+        """None when every stage is moving or idle, else which stage is stalled and for how long."""
+        now = self._clock()
+        with self._lock:
+            watched = dict(self._waiting)
+        stalled = []
+        for stage, waiting in sorted(watched.items()):
+            try:
+                has_work = waiting()
+            except Exception:  # a broken check says nothing about the stage; it must not fail the probe
+                has_work = False
+            with self._lock:
+                if not has_work:
+                    self._since.pop(stage, None)
+                    continue
+                since = self._since.setdefault(stage, max(self._last.get(stage, now), now))
+                since = max(since, self._last.get(stage, since))
+            if now - since >= self.stall_after_s:
+                stalled.append(f"{stage} has had work waiting for {now - since:.0f} s without progress")
+        return "; ".join(stalled) or None
