@@ -28,12 +28,34 @@ class TestBinaryModeContract(InboundAdapterContract):
     def valid_record(self) -> InboundRecord:
         return read_sample(BINARY).record("fv.hundesteuer.status")
 
+    def with_status_text(self, text: str) -> InboundRecord:
+        record = self.valid_record()
+        data = json.loads(record.value or b"")
+        data["statusText"] = text
+        return replace(record, value=json.dumps(data).encode())
+
 
 class TestStructuredModeContract(InboundAdapterContract):
     fachverfahren = "hundesteuer"
 
     def valid_record(self) -> InboundRecord:
         return read_sample(STRUCTURED).record("fv.hundesteuer.status")
+
+    def with_status_text(self, text: str) -> InboundRecord:
+        record = self.valid_record()
+        envelope = json.loads(record.value or b"")
+        envelope["data"]["statusText"] = text
+        return replace(record, value=json.dumps(envelope).encode())
+
+
+class TestHeaderlessEnvelopeContract(TestStructuredModeContract):
+    """The envelope as the Python SDK's Kafka structured mode writes it: no ce_ headers, content-type of the data."""
+
+    def valid_record(self) -> InboundRecord:
+        record = super().valid_record()
+        envelope = json.loads(record.value or b"")
+        del envelope["datacontenttype"]
+        return replace(record, headers=(("content-type", b"application/json"),), value=json.dumps(envelope).encode())
 
 
 def _rejection(record: InboundRecord) -> Reason:
@@ -228,3 +250,15 @@ def test_rejection_messages_name_fields_but_never_values() -> None:
         TestBinaryModeContract().adapter().decode(replace(record, value=json.dumps(data).encode()))
     assert "aktenzeichen" in caught.value.message
     assert "Mustermann" not in caught.value.message
+
+
+def test_sender_chosen_field_names_are_shown_as_extra_field() -> None:
+    binary = TestBinaryModeContract().valid_record()
+    data = json.loads(binary.value or b"")
+    data["Erika Mustermann"] = "Leipzig"
+    data["zahlung"]["Musterstraße 1"] = "x"
+    with pytest.raises(InputRejected) as caught:
+        TestBinaryModeContract().adapter().decode(replace(binary, value=json.dumps(data).encode()))
+    assert caught.value.reason is Reason.SCHEMA_INVALID
+    assert "(extra field): " in caught.value.message and "zahlung.(extra field): " in caught.value.message
+    assert "Mustermann" not in caught.value.message and "Muster" not in caught.value.message

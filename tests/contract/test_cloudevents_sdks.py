@@ -111,9 +111,7 @@ def test_python_core_structured_mode(data: dict[str, Any] | bytes) -> None:
 
 DATA_JAVA = json.dumps(DATA, ensure_ascii=False, separators=(",", ":")).encode()  # Jackson: compact UTF-8
 # Go encoding/json: map keys sorted, compact, <, > and & escaped as \u003c \u003e \u0026, other text as UTF-8.
-DATA_GO = (
-    json.dumps(DATA, ensure_ascii=False, separators=(",", ":"), sort_keys=True).replace("&", "\\u0026").encode()
-)
+DATA_GO = json.dumps(DATA, ensure_ascii=False, separators=(",", ":"), sort_keys=True).replace("&", "\\u0026").encode()
 DATA_JS = json.dumps(DATA, ensure_ascii=False, separators=(",", ":")).encode()  # JSON.stringify
 
 
