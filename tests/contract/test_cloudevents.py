@@ -15,14 +15,14 @@ from adapters.inbound.cloudevents import STRUCTURED_CONTENT_TYPE
 from adapters.inbound.samples import read_sample
 from rueckkanal.errors import InputRejected, Reason
 from rueckkanal.model import StatusEvent
-from tests.contract.inbound_contract import InboundAdapterContract
+from tests.contract.inbound_contract import JsonInboundAdapterContract
 from tests.unit.factories import EXAMPLES_DIR
 
 BINARY = EXAMPLES_DIR / "hundesteuer" / "hst-000123-04-300.json"
 STRUCTURED = EXAMPLES_DIR / "hundesteuer" / "hst-000178-02-210.json"
 
 
-class TestBinaryModeContract(InboundAdapterContract):
+class TestBinaryModeContract(JsonInboundAdapterContract):
     fachverfahren = "hundesteuer"
 
     def valid_record(self) -> InboundRecord:
@@ -35,7 +35,7 @@ class TestBinaryModeContract(InboundAdapterContract):
         return replace(record, value=json.dumps(data).encode())
 
 
-class TestStructuredModeContract(InboundAdapterContract):
+class TestStructuredModeContract(JsonInboundAdapterContract):
     fachverfahren = "hundesteuer"
 
     def valid_record(self) -> InboundRecord:

@@ -15,13 +15,13 @@ from adapters.inbound.mapped_json import lookup
 from adapters.inbound.samples import read_sample
 from rueckkanal.errors import InputRejected, Reason
 from rueckkanal.model import StatusEvent
-from tests.contract.inbound_contract import InboundAdapterContract
+from tests.contract.inbound_contract import JsonInboundAdapterContract
 from tests.unit.factories import EXAMPLES_DIR
 
 PAYMENT = EXAMPLES_DIR / "bewohnerparken" / "bwp-004711-05-geb.json"
 
 
-class TestMappedJsonContract(InboundAdapterContract):
+class TestMappedJsonContract(JsonInboundAdapterContract):
     fachverfahren = "bewohnerparken"
 
     def valid_record(self) -> InboundRecord:

@@ -20,8 +20,6 @@ REJECTED = EXAMPLES_DIR / "gewerberegister" / "ga-001037-03-s7.json"
 class TestMappedXmlContract(InboundAdapterContract):
     fachverfahren = "gewerberegister"
 
-    json_payload = False
-
     def valid_record(self) -> InboundRecord:
         return read_sample(PAYMENT).record("fv.gewerberegister.status")
 
