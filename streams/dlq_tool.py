@@ -323,8 +323,8 @@ def _mask_scalar(text: str) -> str:
 def _masked_xml(value: bytes) -> str | None:
     """The XML walked element by element (safe parser: no DTD, no entities); None if it cannot be parsed.
 
-    An element's name is shown only if allow-listed (else ``(element)``); its text and attribute values only if it
-    is an allow-listed leaf (no child elements) and, for attributes, the attribute's name is allow-listed too.
+    An element's name is shown only if allow-listed (else ``(element)``); its attribute values only if it and the
+    attribute's name are allow-listed, its text only if it is also a leaf (no child elements).
     Mixed content, tails and CDATA are masked; comments and processing instructions are dropped.
     """
     try:
@@ -342,12 +342,13 @@ def _walk_xml(element: Any, depth: int, lines: list[str]) -> None:
     name = local if local in _KNOWN_NAMES else "(element)"
     children = list(element)
     leaf = not any(isinstance(child.tag, str) for child in children)
-    safe = leaf and local in _SAFE_VALUES
+    safe = local in _SAFE_VALUES
     attributes = ""
     for attribute, attribute_value in element.attrib.items():
         attribute_local = etree.QName(attribute).localname
         shown_name = attribute_local if attribute_local in _KNOWN_NAMES else "(attribute)"
-        shown = attribute_value if safe and attribute_local in _SAFE_VALUES and _showable(attribute_value) else None
+        safe_attribute = safe and attribute_local in _SAFE_VALUES and _showable(attribute_value)
+        shown = attribute_value if safe_attribute else None
         attributes += f' {shown_name}="{shown if shown is not None else _mask_scalar(attribute_value)}"'
     text = (element.text or "").strip()
     if leaf:
