@@ -1,8 +1,8 @@
 """The Kafka header contract: every header name the pipeline writes, and the one way to read a header.
 
-Reading keeps one semantics everywhere (the same as ``adapters.inbound.base.InboundRecord.header``): names are
-compared case-insensitively (ASCII), the last occurrence wins (Kafka allows a name to repeat), a value is decoded
-as UTF-8 with replacement characters. The typed readers (:func:`header_int`) return None for a missing or
+Reading keeps one semantics everywhere, :mod:`adapters.headers` (which ``InboundRecord.header`` uses too): names
+are compared case-insensitively (ASCII), the last occurrence wins (Kafka allows a name to repeat), a value is
+decoded as UTF-8 with replacement characters. The typed readers (:func:`header_int`) return None for a missing or
 malformed value instead of raising: a header is data, and garbage in one must cost at most its own record.
 
 Headers whose names start with ``rk.`` (any case) belong to the pipeline. A Fachverfahren's record never carries
@@ -12,10 +12,11 @@ replay targets or metric labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from adapters.headers import HeaderItems, ascii_lower, header, header_bytes
+
+__all__ = ["HeaderItems", "Headers", "ascii_lower", "header", "header_bytes"]  # the reader lives with the adapters
 
 Headers = list[tuple[str, bytes]]
-HeaderItems = Iterable[tuple[str, bytes | None]]
 
 PIPELINE_PREFIX = "rk."
 
@@ -51,29 +52,6 @@ H_STATUS = "status"
 H_SEQUENCE = "rk.sequence"
 H_STATUS_TIME = "rk.status_time"
 H_TRACEPARENT = "traceparent"
-
-_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def ascii_lower(name: str) -> str:
-    """``name`` with A-Z lowered and nothing else changed (no Unicode case folding)."""
-    return name.translate(_UPPER)
-
-
-def header_bytes(headers: HeaderItems | None, name: str) -> bytes | None:
-    """The raw value of the last header called ``name`` (ASCII case-insensitive), or None."""
-    wanted = ascii_lower(name)
-    found: bytes | None = None
-    for key, value in headers or ():
-        if ascii_lower(key) == wanted:
-            found = value if value is not None else b""
-    return found
-
-
-def header(headers: HeaderItems | None, name: str) -> str | None:
-    """The last header called ``name`` (ASCII case-insensitive) as text (UTF-8, invalid bytes replaced), or None."""
-    value = header_bytes(headers, name)
-    return value.decode("utf-8", "replace") if value is not None else None
 
 
 def header_int(headers: HeaderItems | None, name: str, *, minimum: int | None = None) -> int | None:

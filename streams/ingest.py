@@ -249,6 +249,7 @@ class IngestStage:
         for done in pending:
             self.metrics.messages_rendered.labels(done.source).inc()
             _outcome(done.message, done.source, "outboxed", done.started, vorgang_key=done.key)
+        self.pipeline.progress.advanced("ingest")
 
     async def _record(self, message: Any, latest: dict[str, _Pending]) -> tuple[_Write | None, _Pending | None]:
         """One record's processing; an unexpected exception costs that record only (``internal_error``)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from adapters.headers import header_bytes
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
 from rueckkanal.model import StatusEvent, load_json
 
@@ -33,13 +34,8 @@ class InboundRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
 
     def header(self, name: str) -> bytes | None:
-        """The last header of that name, case-insensitive (Kafka allows repeats; the last one wins)."""
-        wanted = name.lower()
-        found = None
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                found = value
-        return found
+        """The last header of that name, ASCII case-insensitive (:mod:`adapters.headers`)."""
+        return header_bytes(self.headers, name)
 
 
 class InboundAdapter(Protocol):
