@@ -83,6 +83,13 @@ class Metrics:
             registry=registry,
         )
 
+        self.traceparent_dropped = Counter(
+            "rueckkanal_traceparent_dropped_total",
+            "traceparent headers dropped because they are not valid W3C Trace Context",
+            ["stage"],
+            registry=registry,
+        )
+
         # dead letters, all stages
         self.dead_letters = Counter(
             "rueckkanal_dead_letters_total",
@@ -164,6 +171,7 @@ class Metrics:
             self.ingest_duration.labels(stage)
             self.consumer_lag.labels(stage)
             self.assigned_partitions.labels(stage)
+            self.traceparent_dropped.labels(stage)
             for reason in Reason:
                 self.dead_letters.labels(stage, reason.value)
         for portal in portals:
