@@ -125,6 +125,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner: asyncio.Task[None] | None = None
         self._last_commit = 0.0
         self._labels = config.portal_name
+        self._last_failure: Reason | None = None  # named when the circuit opens: the operator's first clue
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -311,9 +312,9 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                     receipt = await self.portal.send(message)
                 finally:
                     self.metrics.delivery_duration.labels(self._labels).observe(time.perf_counter() - started)
-        except TransientDeliveryError:
+        except TransientDeliveryError as error:
             verdict_given = True
-            self._verdict("transient")
+            self._verdict("transient", error.reason)
             raise
         except DeliveryError:
             verdict_given = True
@@ -321,7 +322,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             raise
         except Exception as error:  # an adapter or request bug: a failure, retried within the budget, never lost
             verdict_given = True
-            self._verdict("transient")
+            self._verdict("transient", Reason.INTERNAL_ERROR)
             log.error(
                 "portal adapter failed unexpectedly",
                 portal=self._labels,
@@ -340,9 +341,10 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.breaker.release_probe()
         return receipt
 
-    def _verdict(self, result: str) -> None:
+    def _verdict(self, result: str, reason: Reason | None = None) -> None:
         """Tell the breaker, the metrics and the progress watch what one portal call came to."""
         if result == "transient":
+            self._last_failure = reason
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
@@ -484,7 +486,8 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _on_circuit_change(self, state: CircuitState) -> None:
         self.metrics.circuit_state.labels(self._labels).set(CIRCUIT_STATES[state.value])
-        log.warning("circuit breaker changed", portal=self._labels, state=state.value)
+        reason = self._last_failure.value if state is CircuitState.OPEN and self._last_failure else None
+        log.warning("circuit breaker changed", portal=self._labels, state=state.value, reason=reason)
 
     def _update_gauges(self) -> None:
         in_flight = sum(p.offsets.in_flight for p in self._partitions.values())

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import structlog.testing
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord
@@ -112,6 +113,13 @@ async def until(condition: Callable[[], bool]) -> None:
 
 async def all_finished(d: DeliveryDispatcher) -> None:
     await until(lambda: not d._tasks)
+
+
+async def cancel_all(d: DeliveryDispatcher) -> None:
+    tasks = list(d._tasks.values())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def half_open(clock: Clock) -> CircuitBreaker:
@@ -410,6 +418,7 @@ async def test_an_open_circuit_waiting_for_its_timer_is_not_a_stall() -> None:
     clock.now += 600
     assert progress.problem() is None
     assert d._queues  # the message is still waiting, as it should
+    await cancel_all(d)
 
 
 @pytest.mark.parametrize(
@@ -439,3 +448,22 @@ async def test_every_verdict_and_outcome_is_progress(step: Callable[[InMemoryPor
     await all_finished(d)
     verdicts = portal.count("uuid-0")
     assert advanced == ["delivery"] * (verdicts + 1)  # one per portal verdict, one for the outcome
+
+
+async def test_the_circuit_opening_names_the_last_failure_reason() -> None:
+    portal = InMemoryPortal(lambda message: TransientDeliveryError("404", reason=Reason.PORTAL_MISCONFIGURED))
+    breaker = CircuitBreaker(failure_threshold=1, open_s=3600, max_open_s=3600)
+    d, _, _ = dispatcher(portal, breaker=breaker)
+    with structlog.testing.capture_logs() as logs:
+        d._accept(TP, d._partitions[TP], record(0))
+        await until(lambda: breaker.state is CircuitState.OPEN)
+    (line,) = [entry for entry in logs if entry["event"] == "circuit breaker changed"]
+    assert (line["state"], line["reason"]) == ("open", "portal_misconfigured")
+    assert producer_empty(d)
+    await cancel_all(d)
+
+
+def producer_empty(d: DeliveryDispatcher) -> bool:
+    producer = d.producer
+    assert isinstance(producer, FakeProducer)
+    return producer.sent == []  # an open circuit dead-letters nothing
