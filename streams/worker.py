@@ -22,7 +22,7 @@ from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig
 from streams.delivery.retry import RetryPolicy
 from streams.delivery.service import DeliveryService
 from streams.ingest import IngestStage
-from streams.obs import Readiness, process_metrics
+from streams.obs import Progress, Readiness, process_metrics
 from streams.topics import (
     TopicSpec,
     check_limits,
@@ -131,7 +131,7 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
             policy=Policy(settings.ingest.lifecycle_policy),
         )
     if role in (Role.ALL, Role.DELIVERY):
-        services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics)))
+        services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics, pipeline.progress)))
     metrics.initialise(sources=[fv.name for fv in fachverfahren], portals=[settings.portal.name])
     source_topics = ingest.source_topics if ingest is not None else []
     payload_limits = {fv.name: fv.max_payload_bytes for fv in fachverfahren} if ingest is not None else {}
@@ -140,7 +140,9 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
     )
 
 
-def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics) -> DeliveryDispatcher:
+def build_dispatcher(
+    settings: Settings, readiness: Readiness, metrics: Metrics, progress: Progress | None = None
+) -> DeliveryDispatcher:
     d = settings.delivery
     config = DispatcherConfig(
         outbox_topic=settings.topics.outbox,
@@ -164,5 +166,5 @@ def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics)
     )
     portal = XoevHttpPortal(settings.portal)
     return DeliveryDispatcher(
-        config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness=readiness
+        config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness, progress
     )
