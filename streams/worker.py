@@ -101,10 +101,8 @@ class RueckkanalWorker(faust.Worker):
             outbox_max_message_bytes=max_message_bytes(configs, t.outbox),
             dlq_max_message_bytes=max_message_bytes(configs, t.dlq),
         )
-        # The ingest writes a dead letter above this size as a stub; set only where the stage has the attribute.
-        # (IngestStage.record_limit comes with the stub writer; setattr keeps this typed on either side of it.)
-        if self.ingest is not None and hasattr(self.ingest, "record_limit"):
-            setattr(self.ingest, "record_limit", record_limit)  # noqa: B010
+        if self.ingest is not None:
+            self.ingest.record_limit = record_limit  # a dead letter above this size is written as a stub
         log.info("topics and limits checked", dlq_record_limit=record_limit)
 
     async def on_startup_finished(self) -> None:
