@@ -152,6 +152,7 @@ def build_dispatcher(
         max_concurrent_requests=d.max_concurrent_requests,
         commit_interval_s=d.commit_interval_s,
         drain_deadline_s=d.drain_deadline_s,
+        max_request_size=settings.kafka.max_request_size,
     )
     retry = RetryPolicy(
         base_delay_s=d.retry_base_delay_s,

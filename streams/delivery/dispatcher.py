@@ -42,7 +42,17 @@ from streams import kafka_transport
 from streams.delivery.breaker import CircuitBreaker, CircuitState
 from streams.delivery.offsets import PartitionOffsets
 from streams.delivery.retry import RetryPolicy
-from streams.dlq import H_SOURCE, Origin, dead_letter_headers
+from streams.dlq import RECORD_HEADROOM, Origin, dead_letter_headers, estimated_size, record_refused, stub_record
+from streams.headers import (
+    H_NACHRICHTEN_UUID,
+    H_SEQUENCE,
+    H_SOURCE,
+    H_STATUS,
+    H_STATUS_TIME,
+    H_TRACEPARENT,
+    header_bytes,
+)
+from streams.headers import header as read_header
 from streams.logs import log_outcome
 from streams.obs import Progress, Readiness
 from streams.partitioner import partition_for
@@ -66,6 +76,7 @@ class DispatcherConfig:
     commit_interval_s: float = 1.0
     drain_deadline_s: float = 20.0
     fetch_max_records: int = 1000
+    max_request_size: int = 1_048_576  # the producer's limit; a dead letter above it is written as a stub
 
 
 @dataclass
@@ -141,7 +152,12 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             isolation_level="read_committed",
         )
         self.producer = AIOKafkaProducer(
-            **self._kafka_options, acks="all", enable_idempotence=True, linger_ms=5, partitioner=partition_for
+            **self._kafka_options,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            partitioner=partition_for,
+            max_request_size=self.config.max_request_size,
         )
         await self.producer.start()
         await self.consumer.start()
@@ -152,8 +168,10 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     async def stop(self) -> None:
         """Stop fetching, drain within the deadline, commit what is done, close the clients."""
         self._stopping.set()
-        if self._runner is not None:
-            await self._runner
+        if self._runner is None:  # never started (the worker refused to start): nothing to drain or close
+            await self.portal.aclose()
+            return
+        await self._runner
         await self._drain(set(self._partitions))
         await self.consumer.stop()
         await self.producer.stop()
@@ -192,7 +210,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _accept(self, tp: TopicPartition, partition: _Partition, record: ConsumerRecord[bytes, bytes]) -> None:
         partition.offsets.start(record.offset)
-        uuid = _header(record, "nachrichtenUUID") or f"{tp.topic}/{tp.partition}/{record.offset}"
+        uuid = _header(record, H_NACHRICHTEN_UUID) or f"{tp.topic}/{tp.partition}/{record.offset}"
         item = _Item(record=record, tp=tp, nachrichten_uuid=uuid)
         key = (tp, record.key)
         queue = self._queues.setdefault(key, deque())
@@ -287,7 +305,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         """The request for this item, built once: a traceparent that is not valid W3C Trace Context is dropped
         (and counted once per message), so no CR/LF or oversized header can reach the portal call."""
         if item.message is None:
-            raw = _raw_header(item.record, "traceparent")
+            raw = _raw_header(item.record, H_TRACEPARENT)
             traceparent = valid_traceparent(raw)
             if raw is not None and traceparent is None:
                 self.metrics.traceparent_dropped.labels(STAGE).inc()
@@ -362,8 +380,8 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         body = {
             "nachrichtenUUID": item.nachrichten_uuid,
             "vorgang": (record.key or b"").decode("utf-8", "replace"),
-            "status": _header(record, "status"),
-            "sequence": _int_or_none(_header(record, "rk.sequence")),
+            "status": _header(record, H_STATUS),
+            "sequence": _int_or_none(_header(record, H_SEQUENCE)),
             "portal": self._labels,
             "portal_receipt_id": receipt.portal_receipt_id,
             "duplicate": receipt.duplicate,
@@ -377,7 +395,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             partition.remember(item.nachrichten_uuid)
         outcome = "duplicate" if receipt.duplicate else "delivered"
         self.metrics.deliveries.labels(self._labels, outcome).inc()
-        status_time = _parse_time(_header(record, "rk.status_time"))
+        status_time = _parse_time(_header(record, H_STATUS_TIME))
         if status_time is not None:
             latency = (delivered_at - status_time).total_seconds()
             self.metrics.end_to_end_latency.labels(self._labels).observe(max(latency, 0.0))
@@ -386,10 +404,17 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _dead_letter(self, item: _Item, error: RueckkanalError) -> None:
         record = item.record
         origin = Origin(record.topic, record.partition, record.offset, record.timestamp)
-        headers = dead_letter_headers(
-            list(record.headers or ()), error, stage="delivery", origin=origin, attempts=item.attempts
-        )
-        await self._produce(self.config.dlq_topic, record.key, record.value, headers)
+        original = list(record.headers or ())
+        headers = dead_letter_headers(original, error, stage=STAGE, origin=origin, attempts=item.attempts)
+        limit = self.config.max_request_size - RECORD_HEADROOM
+        stub = stub_record(
+            record.key, record.value, original, error, stage=STAGE, origin=origin, record_limit=limit,
+            attempts=item.attempts,
+        )  # fmt: skip
+        if estimated_size(record.key, record.value, headers) > limit:
+            await self._produce(self.config.dlq_topic, *stub)
+        else:
+            await self._produce(self.config.dlq_topic, record.key, record.value, headers, refused=stub)
         self.metrics.deliveries.labels(self._labels, "dead_lettered").inc()
         self.metrics.dead_letters.labels("delivery", error.reason.value).inc()
         self._outcome(item, "dead_lettered", reason=error.reason.value, portal_code=getattr(error, "portal_code", None))
@@ -413,15 +438,30 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
     async def _produce(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        *,
+        refused: tuple[bytes | None, bytes | None, list[tuple[str, bytes]]] | None = None,
     ) -> None:
-        """Write a receipt or dead letter, retrying until Kafka takes it: a message is finished only when written."""
+        """Write a receipt or dead letter, retrying until Kafka takes it: a message is finished only when written.
+
+        A record Kafka refuses for what it is (too large) is written as ``refused`` instead, if given: retrying the
+        same record could never succeed.
+        """
         delay = 0.1
         while True:
             try:
                 await self.producer.send_and_wait(topic, value, key=key, headers=headers)
                 return
             except KafkaError as error:
+                if refused is not None and record_refused(error):
+                    log.warning("record refused by Kafka, writing its stub", topic=topic, error=type(error).__name__)
+                    key, value, headers = refused
+                    refused = None
+                    continue
                 log.error("cannot write to Kafka, retrying", topic=topic, error=type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -508,15 +548,11 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
-    value = _raw_header(record, name)
-    return value.decode("utf-8", "replace") if value is not None else None
+    return read_header(record.headers, name)
 
 
 def _raw_header(record: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
-    for key, value in record.headers or ():
-        if key == name:
-            return bytes(value) if value is not None else None
-    return None
+    return header_bytes(record.headers, name)
 
 
 def _where(error: BaseException) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import structlog.testing
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
@@ -50,6 +50,7 @@ class FakeProducer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []
         self.failures: list[BaseException] = []
 
     async def send_and_wait(
@@ -58,6 +59,7 @@ class FakeProducer:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((topic, key, value))
+        self.headers.append(list(headers or ()))
 
     def on(self, topic: str) -> list[tuple[bytes | None, bytes | None]]:
         return [(key, value) for t, key, value in self.sent if t == topic]
@@ -467,3 +469,53 @@ def producer_empty(d: DeliveryDispatcher) -> bool:
     producer = d.producer
     assert isinstance(producer, FakeProducer)
     return producer.sent == []  # an open circuit dead-letters nothing
+
+
+# -- dead letters Kafka cannot take whole ------------------------------------------------------------------------
+
+
+def _big(offset: int, size: int) -> _Item:
+    rec = record(offset)
+    big = ConsumerRecord(**{**rec.__dict__, "value": b"<x>" + b"a" * size + b"</x>"})
+    return _Item(record=big, tp=TP, nachrichten_uuid=f"uuid-{offset}")
+
+
+async def test_a_dead_letter_over_the_producer_limit_is_written_as_a_stub() -> None:
+    portal = InMemoryPortal()
+    portal.script("uuid-0", PermanentDeliveryError("X001", portal_code="X001"))
+    d, producer, _ = dispatcher(portal)
+    big = _big(0, CONFIG.max_request_size)
+
+    await d._deliver(big)
+
+    [(key, value)] = producer.on("dlq")
+    assert key == big.record.key and value == b""
+    headers = dict(producer.headers[-1])
+    assert headers["rk.error.reason"] == b"payload_too_large"
+    assert headers["rk.error.original_reason"] == b"portal_rejected"
+    assert int(headers["rk.original.size"]) == len(big.record.value or b"")
+
+
+async def test_a_dead_letter_kafka_refuses_is_written_as_a_stub_not_retried_for_ever() -> None:
+    portal = InMemoryPortal()
+    portal.script("uuid-0", PermanentDeliveryError("X001", portal_code="X001"))
+    d, producer, _ = dispatcher(portal)
+    producer.failures = [MessageSizeTooLargeError()]  # the broker's limit is below ours
+    letter = _big(0, 1000)
+
+    await asyncio.wait_for(d._deliver(letter), 5.0)
+
+    [(_, value)] = producer.on("dlq")
+    assert value == b""
+    assert dict(producer.headers[-1])["rk.error.reason"] == b"payload_too_large"
+
+
+async def test_a_dispatcher_that_never_started_stops_cleanly() -> None:
+    closed = []
+    portal = InMemoryPortal()
+    portal.aclose = lambda: closed.append(True) or asyncio.sleep(0)  # type: ignore[method-assign]
+    d = DeliveryDispatcher(CONFIG, {}, portal, Metrics(CollectorRegistry()))
+
+    await d.stop()
+
+    assert closed == [True]
