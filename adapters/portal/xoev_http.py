@@ -134,7 +134,7 @@ class XoevHttpPortal(PortalAdapter):
     def _idempotency_key(message: OutboundMessage) -> str:
         if not _HEADER_VALUE.fullmatch(message.nachrichten_uuid):
             raise PermanentDeliveryError(
-                "nachrichtenUUID is not a valid header value", reason=Reason.PORTAL_CLIENT_ERROR
+                "nachrichtenUUID is not a valid header value", reason=Reason.PORTAL_CLIENT_ERROR, sent=False
             )
         return message.nachrichten_uuid
 

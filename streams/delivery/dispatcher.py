@@ -35,7 +35,13 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from adapters.portal.base import OutboundMessage, PortalAdapter, Receipt
-from rueckkanal.errors import DeliveryError, Reason, RueckkanalError, TransientDeliveryError
+from rueckkanal.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    Reason,
+    RueckkanalError,
+    TransientDeliveryError,
+)
 from rueckkanal.metrics import CIRCUIT_STATES, Metrics
 from rueckkanal.tracecontext import valid_traceparent
 from streams import kafka_transport
@@ -335,9 +341,14 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             verdict_given = True
             self._verdict("transient", error.reason)
             raise
+        except PermanentDeliveryError as error:
+            if error.sent:  # the portal is up; it refused this one message
+                verdict_given = True
+                self._verdict("permanent")
+            raise  # not sent: no verdict, the finally below releases a half-open probe
         except DeliveryError:
             verdict_given = True
-            self._verdict("permanent")  # the portal is up; it refused this one message
+            self._verdict("permanent")
             raise
         except Exception as error:  # an adapter or request bug: a failure, retried within the budget, never lost
             verdict_given = True

@@ -519,3 +519,18 @@ async def test_a_dispatcher_that_never_started_stops_cleanly() -> None:
     await d.stop()
 
     assert closed == [True]
+
+
+async def test_a_message_refused_before_sending_is_no_verdict_on_the_portal() -> None:
+    """The adapter could not express the message on the wire: the probe goes back, the circuit stays as it was."""
+    clock = Clock()
+    breaker = half_open(clock)
+    portal = InMemoryPortal()
+    portal.script("uuid-0", PermanentDeliveryError("bad header", reason=Reason.PORTAL_CLIENT_ERROR, sent=False))
+    d, producer, _ = dispatcher(portal, breaker=breaker)
+
+    await d._deliver(item(0))
+
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.try_acquire()  # the probe was released: the next message may probe
+    assert len(producer.on("dlq")) == 1
