@@ -4,15 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo kafka-start kafka-stop kafka-status venv clean tools
+.PHONY: test lint typecheck unit demo kafka-start kafka-stop kafka-status venv clean tools lock
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the versions and hashes of the lock file, nothing resolved at install time; `pip check` fails if the lock
+# no longer satisfies pyproject.toml (run `make lock` after changing its dependencies).
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e ".[dev]"
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+## make lock: recompile requirements.lock and requirements-dev.lock from pyproject.toml (ARGS=--upgrade: newest pins)
+lock:
+	bash scripts/lock.sh $(ARGS)
 
 ## make test: install, lint, type-check, start a throwaway Kafka, run every test, stop that Kafka
 test: $(STAMP)

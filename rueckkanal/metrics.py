@@ -63,6 +63,18 @@ class Metrics:
             ["source"],
             registry=registry,
         )
+        self.pipeline_headers_stripped = Counter(
+            "rueckkanal_inbound_pipeline_headers_stripped_total",
+            "Headers in the pipeline's own namespace (rk.*) removed from Fachverfahren records at ingest",
+            ["source"],
+            registry=registry,
+        )
+        self.traceparent_dropped = Counter(
+            "rueckkanal_traceparent_dropped_total",
+            "traceparent headers dropped because they are not valid W3C Trace Context",
+            ["stage"],
+            registry=registry,
+        )
         self.lifecycle_warnings = Counter(
             "rueckkanal_lifecycle_warnings_total",
             "Events delivered despite a lifecycle violation (policy warn)",
@@ -88,6 +100,12 @@ class Metrics:
             "rueckkanal_dead_letters_total",
             "Records written to the dead-letter topic",
             ["stage", "reason"],
+            registry=registry,
+        )
+        self.dead_letter_stubs = Counter(
+            "rueckkanal_dead_letter_stubs_total",
+            "Dead letters written as a stub (size and SHA-256, no value): too large to copy",
+            ["stage"],
             registry=registry,
         )
 
@@ -155,6 +173,7 @@ class Metrics:
             self.events_consumed.labels(source)
             self.events_duplicate.labels(source)
             self.events_rerouted.labels(source)
+            self.pipeline_headers_stripped.labels(source)
             self.messages_rendered.labels(source)
             for reason in INGEST_REASONS:
                 self.events_rejected.labels(source, reason.value)
@@ -164,6 +183,8 @@ class Metrics:
             self.ingest_duration.labels(stage)
             self.consumer_lag.labels(stage)
             self.assigned_partitions.labels(stage)
+            self.traceparent_dropped.labels(stage)
+            self.dead_letter_stubs.labels(stage)
             for reason in Reason:
                 self.dead_letters.labels(stage, reason.value)
         for portal in portals:

@@ -7,18 +7,40 @@ The model is deliberately at least as strict as the XSD of the outbound message:
 schema-valid message, so a bad event is refused at ingest with a reason code and never turns into a render error
 later. Bounds (lengths, year range, time zone offsets, character sets) exist for that reason.
 
+Text a citizen reads (``statusText``, ``zusatzinformation``, ``hinweistext``, ``aktenzeichen``,
+``zahlung.verwendungszweck``) is NFC-normalised and refuses invisible formatting characters (Unicode category Cf:
+bidi controls, zero-width characters, BOM, soft hyphen), unpaired surrogates and the line and paragraph separators
+U+2028/U+2029 (``forbidden_character``): they can reorder or hide what the citizen sees. Ids and tokens keep their
+ASCII patterns and are never normalised: their bytes are their identity.
+
 Validation errors become :class:`~rueckkanal.errors.InputRejected` subclasses through :func:`input_rejected`;
-their messages name fields and rules, never values (values may be personal data).
+their messages name fields and rules, never values (values may be personal data), and never a field name the
+sender chose: a name that is not one of the model's is shown as ``(extra field)``. :func:`load_json` is the one
+JSON reader for inbound payloads: it refuses duplicate keys (which would otherwise silently take the last value).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
+import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from rueckkanal.codelists import codelists
@@ -51,10 +73,50 @@ _IBAN_GROUPED = re.compile(r"\b[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,}")
 MIN_YEAR, MAX_YEAR = 2000, 2099
 _MAX_OFFSET = timedelta(hours=14)  # the XSD dateTime time zone range
 
-Line50 = Annotated[str, Field(min_length=1, max_length=50, pattern=LINE_PATTERN)]
-Line64 = Annotated[str, Field(min_length=1, max_length=64, pattern=LINE_PATTERN)]
-Line100 = Annotated[str, Field(min_length=1, max_length=100, pattern=LINE_PATTERN)]
-Text500 = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
+# Categories refused in citizen-visible text: format characters (bidi controls, zero-width, BOM, soft hyphen),
+# surrogates (unencodable), and the line/paragraph separators U+2028/U+2029.
+FORBIDDEN_CATEGORIES = frozenset({"Cf", "Cs", "Zl", "Zp"})
+
+
+@cache
+def _forbidden_characters() -> re.Pattern[str]:
+    """Every code point of :data:`FORBIDDEN_CATEGORIES` as one character class (built once, on first use)."""
+    ranges: list[str] = []
+    start = previous = -2
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)) in FORBIDDEN_CATEGORIES:
+            if code != previous + 1:
+                if start >= 0:
+                    ranges.append(f"\\U{start:08x}-\\U{previous:08x}")
+                start = code
+            previous = code
+    ranges.append(f"\\U{start:08x}-\\U{previous:08x}")
+    return re.compile(f"[{''.join(ranges)}]")
+
+
+def citizen_text(value: object) -> object:
+    """Text a citizen reads, NFC-normalised; a forbidden character raises ``forbidden_character`` naming its code
+    point and category, never the text. Anything but a string passes unchanged for the field's own type check."""
+    if not isinstance(value, str) or value.isascii():  # ASCII is NFC and has no character of those categories
+        return value
+    value = unicodedata.normalize("NFC", value)
+    found = _forbidden_characters().search(value)
+    if found is not None:
+        char = found.group()
+        raise PydanticCustomError(
+            "forbidden_character",
+            "U+{code} ({category}) not allowed",
+            {"code": f"{ord(char):04X}", "category": unicodedata.category(char)},
+        )
+    return value
+
+
+CitizenText = BeforeValidator(citizen_text)
+Line50 = Annotated[str, CitizenText, Field(min_length=1, max_length=50, pattern=LINE_PATTERN)]
+Line64 = Annotated[str, CitizenText, Field(min_length=1, max_length=64, pattern=LINE_PATTERN)]
+Line100 = Annotated[str, CitizenText, Field(min_length=1, max_length=100, pattern=LINE_PATTERN)]
+Text500 = Annotated[str, CitizenText, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
+Verwendungszweck = Annotated[str, CitizenText, Field(min_length=1, max_length=140, pattern=VERWENDUNGSZWECK_PATTERN)]
 Token255 = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE_PATTERN)]
 
 
@@ -81,7 +143,7 @@ class Zahlung(BaseModel):
 
     betrag: Decimal = Field(gt=0, max_digits=11, decimal_places=2, allow_inf_nan=False)
     waehrung: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217")
-    verwendungszweck: str = Field(min_length=1, max_length=140, pattern=VERWENDUNGSZWECK_PATTERN)
+    verwendungszweck: Verwendungszweck
     zahlungs_url: str | None = Field(None, alias="zahlungsUrl", max_length=2000, pattern=HTTPS_URL_PATTERN)
     faelligkeit: date | None = None
 
@@ -200,26 +262,78 @@ class StatusEvent(StatusData):
 
 
 def parse_status_data(data: bytes) -> StatusData:
-    """A JSON payload (CloudEvents ``data``) into :class:`StatusData`; raises :class:`InputRejected`."""
+    """A JSON payload (CloudEvents ``data``) into :class:`StatusData`; raises :class:`InputRejected`.
+
+    The payload is read twice: :func:`load_json` for the JSON rules (no duplicate keys, no NaN), then pydantic's JSON
+    mode, whose strict rules (times as ISO strings, amounts as strings or numbers) the model relies on.
+    """
+    load_json(data)
     try:
         return StatusData.model_validate_json(data)
     except ValidationError as exc:
         raise input_rejected(exc) from None
 
 
+class _DuplicateKey(ValueError):
+    """Raised inside :func:`load_json`; never leaves it."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKey
+    return document
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def load_json(text: str | bytes, *, parse_float: Callable[[str], Any] = float) -> Any:
+    """Parse inbound JSON; duplicate keys, NaN/Infinity, invalid syntax and absurd nesting are ``malformed_json``,
+    with a message that names neither the key nor any value."""
+    try:
+        return json.loads(
+            text, object_pairs_hook=_unique_keys, parse_float=parse_float, parse_constant=_reject_constant
+        )
+    except _DuplicateKey:
+        raise DecodeError("not valid JSON: duplicate object key", reason=Reason.MALFORMED_JSON) from None
+    except (ValueError, RecursionError):
+        raise DecodeError("not valid JSON", reason=Reason.MALFORMED_JSON) from None
+
+
 _MAX_REPORTED_ERRORS = 5
+EXTRA_FIELD = "(extra field)"
+
+
+@cache
+def _field_names() -> frozenset[str]:
+    """Every field name and alias of the models: the only names an error message may repeat."""
+    names: set[str] = set()
+    for model in (StatusEvent, Zahlung):
+        for name, field in model.model_fields.items():
+            names.update({name, field.alias or name})
+    return frozenset(names)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    known = _field_names()
+    return ".".join(part if part in known else EXTRA_FIELD for part in map(str, loc)) or "(event)"
 
 
 def input_rejected(exc: ValidationError) -> InputRejected:
-    """The typed rejection for a pydantic error: JSON syntax, unknown status, or any other schema violation."""
+    """The typed rejection for a pydantic error: JSON syntax, forbidden character, unknown status, or any other
+    schema violation. Locations name model fields only; any other name (the sender's) is ``(extra field)``."""
     errors = exc.errors(include_url=False, include_input=False)
     types = {error["type"] for error in errors}
-    parts = [f"{'.'.join(str(p) for p in error['loc']) or '(event)'}: {error['msg']}" for error in errors]
+    parts = [f"{_location(error['loc'])}: {error['msg']}" for error in errors]
     message = "; ".join(parts[:_MAX_REPORTED_ERRORS])
     if len(parts) > _MAX_REPORTED_ERRORS:
         message += f"; and {len(parts) - _MAX_REPORTED_ERRORS} more"
     if "json_invalid" in types:
         return DecodeError(message, reason=Reason.MALFORMED_JSON)
+    if "forbidden_character" in types:
+        return EventInvalid(message, reason=Reason.FORBIDDEN_CHARACTER)
     if "unknown_status" in types:
         return EventInvalid(message, reason=Reason.UNKNOWN_STATUS)
     return EventInvalid(message, reason=Reason.SCHEMA_INVALID)

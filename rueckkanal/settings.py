@@ -55,6 +55,11 @@ class KafkaSettings(_Section):
     )
 
 
+DAY_MS = 24 * 60 * 60 * 1000
+DLQ_RETENTION_MS = 365 * DAY_MS
+RECEIPTS_RETENTION_MS = 90 * DAY_MS
+
+
 class TopicSettings(_Section):
     events: str = "rueckkanal.events"
     outbox: str = "rueckkanal.outbox"
@@ -68,6 +73,39 @@ class TopicSettings(_Section):
         True,
         description="create missing Fachverfahren topics at start (dev, demo); off where the Fachverfahren own them",
     )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the pipeline's topics; unset: 2 from a replication factor of 3, else 1 "
+        "(with acks=all a write then survives the loss of one broker, and one broker down never blocks writes)",
+    )
+    dlq_retention_ms: int = Field(
+        DLQ_RETENTION_MS,
+        ge=-1,
+        description="retention.ms of the DLQ topic (-1: forever); dead letters wait for a person, so a year: "
+        "a cause found late (an annual fee run, a holiday) can still be replayed. A shorter topic is refused",
+    )
+    receipts_retention_ms: int = Field(
+        RECEIPTS_RETENTION_MS,
+        ge=-1,
+        description="retention.ms of the receipts topic (-1: forever); 90 days of proof of delivery for a "
+        "citizen's or the portal's question about a message. A shorter topic is logged as a warning",
+    )
+
+    @model_validator(mode="after")
+    def _insync_reachable(self) -> Self:
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                "topics.min_insync_replicas above topics.replication_factor: no acks=all write could succeed"
+            )
+        return self
+
+    @property
+    def insync_replicas(self) -> int:
+        """The min.insync.replicas the pipeline's topics get and are checked against."""
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return 2 if self.replication_factor >= 3 else 1
 
 
 class WebSettings(_Section):

@@ -9,6 +9,8 @@
 # What comes from where:
 #   helm, kubeconform   `go install` through the Go module proxy, into $RK_TOOLS_DIR/<tool>-<version>/
 #   promtool, prometheus  Debian's `prometheus` package (apt-get; the service is not started)
+#   kcat                Debian's `kcat` package: a librdkafka producer for the integration tests, which writes
+#                       what the Python clients cannot (header keys that are not UTF-8)
 #   Kubernetes schemas  the PyPI package kubernetes-validate (JSON schemas of the core types), made standalone
 #                       for kubeconform by tests/ops/schemagen.py
 #   CRD schemas         ServiceMonitor and PrometheusRule, converted from the CRDs in the prometheus-operator Go module
@@ -68,9 +70,10 @@ go_tool() {
     ln -sfn "$dir/$name" "$bin/$name"
 }
 
-prometheus_pkg() {
-    if [[ ! -x /usr/bin/promtool || ! -x /usr/bin/prometheus ]]; then
-        say "installing Debian's prometheus package (for promtool and the scrape test; the service is not started)"
+debian_pkgs() {
+    if [[ ! -x /usr/bin/promtool || ! -x /usr/bin/prometheus || ! -x /usr/bin/kcat ]]; then
+        say "installing Debian's prometheus package (for promtool and the scrape test; the service is not started)" \
+            "and kcat"
         # policy-rc.d 101 = "do not start services" for the length of this install, the Debian way;
         # an existing policy is left as it is.
         local policy=/usr/sbin/policy-rc.d own_policy=0
@@ -82,14 +85,15 @@ prometheus_pkg() {
         local status=0
         as_root apt-get update -qq || status=$?
         if ((status == 0)); then
-            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus \
+            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus kcat \
                 >/dev/null || status=$?
         fi
         if ((own_policy)); then as_root rm -f "$policy"; fi
-        ((status == 0)) || { say "apt-get install prometheus failed"; exit 1; }
+        ((status == 0)) || { say "apt-get install prometheus kcat failed"; exit 1; }
     fi
     ln -sfn /usr/bin/promtool "$bin/promtool"
     ln -sfn /usr/bin/prometheus "$bin/prometheus"
+    ln -sfn /usr/bin/kcat "$bin/kcat"
 }
 
 schemas() {
@@ -128,10 +132,10 @@ ensure() {
         -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$HELM_KUBE_MINOR"
     go_tool github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" kubeconform \
         "-s -w -X main.version=$KUBECONFORM_VERSION"
-    prometheus_pkg
+    debian_pkgs
     schemas
     say "helm $("$bin/helm" version --short), kubeconform $("$bin/kubeconform" -v)," \
-        "$("$bin/promtool" --version 2>&1 | head -n1)"
+        "$("$bin/promtool" --version 2>&1 | head -n1), $("$bin/kcat" -V 2>&1 | head -n1)"
 }
 
 print_env() {
@@ -147,6 +151,7 @@ versions() {
     echo "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION"
     echo "kubernetes-validate $KUBERNETES_VALIDATE_VERSION (schemas of Kubernetes $KUBE_VERSION)"
     echo "promtool/prometheus: Debian's prometheus package"
+    echo "kcat: Debian's kcat package"
 }
 
 case "${1:-}" in

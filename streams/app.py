@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,6 +21,7 @@ from rueckkanal.settings import KafkaSecurity, KafkaSettings, Settings
 from streams.kafka_transport import Transport
 from streams.obs import Progress, Readiness
 from streams.partitioner import partition_for
+from streams.topics import pipeline_topics
 from streams.web import register_web_views
 
 
@@ -151,7 +152,9 @@ def create_pipeline(settings: Settings) -> Pipeline:
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
         topic_allow_declare=True,
+        # Idempotent with acks=all (streams/kafka_transport.py); no record larger than the limits were checked for.
         producer_acks=-1,
+        producer_max_request_size=settings.kafka.max_request_size,
         # A batch of up to 2,000 sends leaves as a few large produce requests instead of hundreds of small ones
         # (measured +12 % ingest throughput); 5 ms is nothing against the portal's own latency.
         producer_linger=0.005,
@@ -164,18 +167,22 @@ def create_pipeline(settings: Settings) -> Pipeline:
         web_port=settings.web.port,
         web_in_thread=False,
     )
+    configs = {spec.name: spec.configs for spec in pipeline_topics(settings, [])}
     topics = Topics(
-        events=_internal_topic(app, settings.topics.events, settings),
-        outbox=_internal_topic(app, settings.topics.outbox, settings),
-        dlq=_internal_topic(app, settings.topics.dlq, settings),
-        receipts=_internal_topic(app, settings.topics.receipts, settings),
+        events=_internal_topic(app, settings.topics.events, settings, configs),
+        outbox=_internal_topic(app, settings.topics.outbox, settings, configs),
+        dlq=_internal_topic(app, settings.topics.dlq, settings, configs),
+        receipts=_internal_topic(app, settings.topics.receipts, settings, configs),
     )
     pipeline = Pipeline(settings=settings, app=app, topics=topics)
     register_web_views(pipeline)  # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
     return pipeline
 
 
-def _internal_topic(app: faust.App, name: str, settings: Settings) -> faust.TopicT:
+def _internal_topic(
+    app: faust.App, name: str, settings: Settings, configs: Mapping[str, Mapping[str, str]]
+) -> faust.TopicT:
+    """One of the pipeline's topics; should faust declare it before the worker does, with the same configs."""
     return app.topic(
         name,
         key_type=bytes,
@@ -185,4 +192,5 @@ def _internal_topic(app: faust.App, name: str, settings: Settings) -> faust.Topi
         partitions=settings.topics.partitions,
         replicas=settings.topics.replication_factor,
         internal=True,
+        config=dict(configs.get(name, {})),
     )

@@ -24,17 +24,32 @@ whose path changes that way can be overtaken at the change; the lifecycle guard 
 (``stale_event`` under the default policy) instead of passing it on. Kafka Streams repartitions only when it
 must, for the same reason: each hop costs a produce, a fetch and faust's per-record work (docs/benchmarks.md).
 
-Anything that cannot be processed goes to ``rueckkanal.dlq`` as the original record, unchanged, with ``rk.*``
-headers. At-least-once without loss rests on three rules:
+**Trust boundary.** A Fachverfahren's record is data, never an instruction: every ``rk.*`` header (any case) is
+removed from it before anything reads it, on both paths, and counted
+(``rueckkanal_inbound_pipeline_headers_stripped_total``). Provenance comes only from the consumer's own view: the
+topic, partition, offset and timestamp of the record read and the Fachverfahren configured for that topic. On
+``rueckkanal.events`` the provenance headers are those our own reroute wrote; they are read with the robust readers
+of streams/headers.py, and ``rk.source`` counts only if it names a configured Fachverfahren (else ``unknown``), so
+no header value becomes a metric label. A ``traceparent`` reaches the outbox only if it is valid W3C Trace Context;
+an invalid one is dropped and counted (``rueckkanal_traceparent_dropped_total``).
+
+Anything that cannot be processed goes to ``rueckkanal.dlq`` as the original record, unchanged but for the stripped
+``rk.*`` headers, with ``rk.*`` failure headers; a dead letter over :attr:`IngestStage.record_limit` becomes a stub
+(streams/dlq.py). At-least-once without loss, and one record costing only itself, rest on these rules:
 
 * Each batch's produces are awaited (acks=all) before the batch is acknowledged: ``take_events`` acknowledges a
   batch only when the loop asks for the next one.
 * No exception leaves an agent: faust acknowledges an event whose agent raised (faust-streaming #189, #315).
-  Every failure is classified and routed; only a failing Kafka produce (nothing left to route to) stops the
-  process without acknowledging, so the batch is read again after the restart.
+  Every failure is classified and routed, and any unexpected exception in one record's processing dead-letters that
+  record (``internal_error``). Kafka refusing one record for what it is (too large, corrupt: ``record_refused``)
+  dead-letters the original record, or writes the dead letter as a stub. Only a produce failure no record could
+  survive (broker unreachable, not authorised, timeouts) stops the process without acknowledging (exit 75), so the
+  batch is read again after the restart.
 * The lifecycle Table is written only after the outbox has acknowledged the batch. A crash in between replays
   the batch against the old state: the outbox may get a duplicate with the same nachrichtenUUID (the delivery
-  stage and the portal de-duplicate), but never a gap.
+  stage and the portal de-duplicate), but never a gap. A record the broker refuses only after it was sent (its
+  limit below :attr:`IngestStage.record_limit`, which the start-up check rules out) is dead-lettered, but the
+  batch's state for its Vorgang is still written.
 """
 
 from __future__ import annotations
@@ -51,13 +66,40 @@ from pydantic import Base64Bytes, BaseModel, ConfigDict
 
 from adapters.inbound.base import InboundAdapter, InboundRecord
 from adapters.inbound.config import FachverfahrenConfig, build_adapter
-from rueckkanal.errors import InputRejected, Reason, RenderError, RueckkanalError
+from rueckkanal.errors import DecodeError, InputRejected, Reason, RenderError, RueckkanalError
 from rueckkanal.lifecycle import Advanced, Policy, VorgangState, advance
 from rueckkanal.metrics import Metrics
 from rueckkanal.model import StatusEvent
+from rueckkanal.tracecontext import valid_traceparent
 from rueckkanal.xoev import MessageRenderer, RenderedMessage
 from streams.app import Pipeline
-from streams.dlq import H_OFFSET, H_PARTITION, H_SOURCE, H_TIMESTAMP, H_TOPIC, Headers, Origin, dead_letter_headers
+from streams.dlq import (
+    RECORD_HEADROOM,
+    Origin,
+    dead_letter_headers,
+    estimated_size,
+    record_refused,
+    stub_record,
+)
+from streams.headers import (
+    H_CE_ID,
+    H_CE_SOURCE,
+    H_NACHRICHTEN_UUID,
+    H_OFFSET,
+    H_PARTITION,
+    H_SEQUENCE,
+    H_SOURCE,
+    H_STATUS,
+    H_STATUS_TIME,
+    H_TIMESTAMP,
+    H_TOPIC,
+    H_TRACEPARENT,
+    Headers,
+    header,
+    header_bytes,
+    header_int,
+    without_pipeline_headers,
+)
 from streams.logs import log_outcome
 from streams.partitioner import vorgang_partition
 
@@ -67,17 +109,11 @@ BATCH_SIZE = 2000
 BATCH_WITHIN_SECONDS = 0.05
 EX_KAFKA_UNAVAILABLE = 75  # EX_TEMPFAIL: the orchestrator restarts us, the unacknowledged batch is read again
 
-# Headers set by the ingest stage itself; they do not belong to the Fachverfahren's original record.
-_INTERNAL_HEADERS = frozenset({H_TOPIC, H_PARTITION, H_OFFSET, H_TIMESTAMP, H_SOURCE})
+UNKNOWN_SOURCE = "unknown"  # the source label of a record on rueckkanal.events without a configured rk.source
 
-# Outbox headers: what the delivery stage and the portal adapter need without parsing the XML.
-H_NACHRICHTEN_UUID = "nachrichtenUUID"
-H_CE_SOURCE = "ce_source"
-H_CE_ID = "ce_id"
-H_STATUS = "status"
-H_SEQUENCE = "rk.sequence"
-H_STATUS_TIME = "rk.status_time"
-H_TRACEPARENT = "traceparent"
+
+class KafkaUnavailable(Exception):
+    """A produce failed for a reason no record could survive: the batch must not be acknowledged."""
 
 
 class CanonicalRecord(BaseModel):
@@ -118,8 +154,22 @@ class _Pending:
     started: float
 
 
+@dataclass(frozen=True)
+class _Write:
+    """A produce handed to the producer: its acknowledgement, and what to write instead if Kafka refuses the record."""
+
+    ack: Awaitable[Any]
+    refused: Callable[[], Awaitable[_Write]] | None = None
+
+
 class IngestStage:
-    """Registers the two ingest agents and the lifecycle Table on the pipeline's faust app."""
+    """Registers the two ingest agents and the lifecycle Table on the pipeline's faust app.
+
+    ``record_limit`` is the largest record (bytes, as :func:`streams.dlq.estimated_size` counts it) the stage
+    writes: ``settings.kafka.max_request_size`` less :data:`streams.dlq.RECORD_HEADROOM`; the worker may lower it
+    at start (a topic's ``max.message.bytes``). A dead letter above it is written as a stub; an outbox or events
+    record above it dead-letters its original record (``payload_too_large``).
+    """
 
     def __init__(
         self,
@@ -134,7 +184,9 @@ class IngestStage:
         self.metrics = metrics
         self.policy = policy
         self.sources = {fv.topic: fv for fv in fachverfahren}
+        self.source_names = frozenset(fv.name for fv in fachverfahren)
         self.adapters: dict[str, InboundAdapter] = {fv.topic: build_adapter(fv) for fv in fachverfahren}
+        self.record_limit = pipeline.settings.kafka.max_request_size - RECORD_HEADROOM
         app = pipeline.app
         self.table = app.Table(
             "vorgaenge",
@@ -182,25 +234,47 @@ class IngestStage:
         # The last outbox write per Vorgang in this batch: its state is not in the Table yet, which is written
         # after the outbox acks.
         latest: dict[str, _Pending] = {}
-        writes: list[Awaitable[Any]] = []
+        writes: list[_Write] = []
         pending: list[_Pending] = []
         self._refresh_held()
         for event in batch:
-            message = event.message
-            if message.topic == self.events_topic:
-                write, done = await self._from_events(message, latest)
-            else:
-                write, done = await self._from_source(message, latest)
+            write, done = await self._record(event.message, latest)
             if write is not None:
                 writes.append(write)
             if done is not None:
                 latest[done.key] = done
                 pending.append(done)
-        await _all_acknowledged(writes)
+        await self._acknowledged(writes)
         await self._remember(latest)
         for done in pending:
             self.metrics.messages_rendered.labels(done.source).inc()
             _outcome(done.message, done.source, "outboxed", done.started, vorgang_key=done.key)
+        self.pipeline.progress.advanced("ingest")
+
+    async def _record(self, message: Any, latest: dict[str, _Pending]) -> tuple[_Write | None, _Pending | None]:
+        """One record's processing; an unexpected exception costs that record only (``internal_error``)."""
+        started = time.perf_counter()
+        try:
+            if message.topic == self.events_topic:
+                return await self._from_events(message, latest)
+            return await self._from_source(message, latest)
+        except KafkaUnavailable:
+            raise
+        except Exception as error:
+            from_events = message.topic == self.events_topic
+            source = self._source_of_event(message) if from_events else self._source_of_topic(message.topic)
+            log.error(  # no exc_info: an exception's text can quote the payload
+                "record processing failed unexpectedly",
+                source=source,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                error_class=type(error).__name__,
+            )
+            record = _inbound_record(message) if from_events else _source_record(message)[0]
+            failure = _internal(error, "processing the record")
+            stage = "lifecycle" if from_events else "ingest"
+            return await self._reject(record, failure, stage=stage, source=source, started=started), None
 
     def _refresh_held(self) -> None:
         """Note which partitions' Vorgang state this worker holds, as assigned now.
@@ -217,22 +291,34 @@ class IngestStage:
             self.held = held
             self._warned.clear()
 
+    def _source_of_topic(self, topic: str) -> str:
+        fv = self.sources.get(topic)
+        return fv.name if fv is not None else UNKNOWN_SOURCE
+
+    def _source_of_event(self, message: Any) -> str:
+        """The Fachverfahren our reroute named in ``rk.source``, if it is a configured one: a bounded label."""
+        named = header(message.headers, H_SOURCE)
+        return named if named in self.source_names else UNKNOWN_SOURCE
+
     # -- a Fachverfahren's record ----------------------------------------------------------------------------
 
-    async def _from_source(
-        self, message: Any, latest: dict[str, _Pending]
-    ) -> tuple[Awaitable[Any] | None, _Pending | None]:
+    async def _from_source(self, message: Any, latest: dict[str, _Pending]) -> tuple[_Write | None, _Pending | None]:
         started = time.perf_counter()
         fv = self.sources[message.topic]
         self.metrics.events_consumed.labels(fv.name).inc()
-        record = _inbound_record(message)
+        record, stripped = _source_record(message)
+        if stripped:
+            self.metrics.pipeline_headers_stripped.labels(fv.name).inc(stripped)
         try:
             event = self.adapters[message.topic].decode(record)
         except RueckkanalError as error:
             return await self._reject(record, error, stage="ingest", source=fv.name, started=started), None
         except Exception as error:  # an adapter bug must not stop the partition
-            log.exception("adapter failed unexpectedly", source=fv.name, topic=message.topic)
-            return await self._reject(record, _internal(error), stage="ingest", source=fv.name, started=started), None
+            log.error(
+                "adapter failed unexpectedly", source=fv.name, topic=message.topic, error_class=type(error).__name__
+            )
+            failure = _internal(error, "decoding")
+            return await self._reject(record, failure, stage="ingest", source=fv.name, started=started), None
         partition = vorgang_partition(event.vorgang_id, self.partitions)
         self.metrics.ingest_duration.labels("ingest").observe(time.perf_counter() - started)
         if message.partition == partition and message.topic in self.in_place:
@@ -241,7 +327,7 @@ class IngestStage:
                 return await self._guard(decoded, latest, started)
             self._warn_state_elsewhere(message.topic, partition, fv.name)
         self.metrics.events_rerouted.labels(fv.name).inc()
-        return await self._reroute(event, record, fv.name, partition), None
+        return await self._reroute(event, record, fv.name, partition, started), None
 
     def _warn_state_elsewhere(self, topic: str, partition: int, source: str) -> None:
         if (topic, partition) not in self._warned:
@@ -254,27 +340,35 @@ class IngestStage:
                 partition=partition,
             )
 
-    async def _reroute(self, event: StatusEvent, record: InboundRecord, source: str, partition: int) -> Awaitable[Any]:
+    async def _reroute(
+        self, event: StatusEvent, record: InboundRecord, source: str, partition: int, started: float
+    ) -> _Write:
         """Put the decoded event on the Vorgang's events partition, where the worker that holds its state reads it."""
         canonical = CanonicalRecord.model_construct(  # validated already; Base64Bytes would decode raw bytes
             event=event, original_key=record.key, original_value=record.value or b""
         )
-        return await self._send(
-            self.pipeline.topics.events,
-            key=event.vorgang_key.encode(),
-            value=canonical.model_dump_json(by_alias=True).encode(),
-            headers=[*record.headers, *_origin_headers(record), (H_SOURCE, source.encode())],
-            partition=partition,
+        key = event.vorgang_key.encode()
+        value = canonical.model_dump_json(by_alias=True).encode()
+        headers = [*record.headers, *_origin_headers(record), (H_SOURCE, source.encode())]
+
+        async def too_large() -> _Write:
+            error = DecodeError(
+                "decoded record over the record limit of the events topic", reason=Reason.PAYLOAD_TOO_LARGE
+            )
+            return await self._reject(record, error, stage="ingest", source=source, started=started)
+
+        if estimated_size(key, value, headers) > self.record_limit:
+            return await too_large()
+        return await self._write(
+            self.pipeline.topics.events, key=key, value=value, headers=headers, partition=partition, refused=too_large
         )
 
     # -- a record on rueckkanal.events -----------------------------------------------------------------------
 
-    async def _from_events(
-        self, message: Any, latest: dict[str, _Pending]
-    ) -> tuple[Awaitable[Any] | None, _Pending | None]:
+    async def _from_events(self, message: Any, latest: dict[str, _Pending]) -> tuple[_Write | None, _Pending | None]:
         started = time.perf_counter()
-        headers: Headers = list(message.headers or ())
-        source = _header(headers, H_SOURCE) or "unknown"
+        headers: Headers = _headers(message)
+        source = self._source_of_event(message)
         try:
             canonical = CanonicalRecord.model_validate_json(message.value)
         except Exception:  # only our own stage writes here; a bad record is a bug, routed
@@ -290,7 +384,7 @@ class IngestStage:
 
     async def _guard(
         self, decoded: _Decoded, latest: dict[str, _Pending], started: float
-    ) -> tuple[Awaitable[Any] | None, _Pending | None]:
+    ) -> tuple[_Write | None, _Pending | None]:
         began = time.perf_counter()
         event, source = decoded.event, decoded.source
         key = event.vorgang_key
@@ -314,12 +408,24 @@ class IngestStage:
             log.error("rendered message failed the XSD", source=source, reason=error.reason.value)
             return await self._reject_decoded(decoded, error, started), None
         self.metrics.ingest_duration.labels("lifecycle").observe(time.perf_counter() - began)
-        write = await self._send(
+        raw_traceparent = header_bytes(decoded.headers, H_TRACEPARENT)
+        if raw_traceparent is not None and valid_traceparent(raw_traceparent) is None:
+            self.metrics.traceparent_dropped.labels("ingest").inc()
+        headers = outbox_headers(event, rendered, decoded.headers, source)
+
+        async def too_large() -> _Write:
+            error = RenderError("rendered message over the record limit of the outbox", reason=Reason.PAYLOAD_TOO_LARGE)
+            return await self._reject_decoded(decoded, error, started)
+
+        if estimated_size(key.encode(), rendered.xml, headers) > self.record_limit:
+            return await too_large(), None
+        write = await self._write(
             self.pipeline.topics.outbox,
             key=key.encode(),
             value=rendered.xml,
-            headers=outbox_headers(event, rendered, decoded.headers, source),
+            headers=headers,
             partition=decoded.partition,  # outbox and events: one partition count and mapping (topics.py)
+            refused=too_large,
         )
         pending = _Pending(
             key=key,
@@ -331,7 +437,7 @@ class IngestStage:
         )
         return write, pending
 
-    async def _reject_decoded(self, decoded: _Decoded, error: RueckkanalError, started: float) -> Awaitable[Any]:
+    async def _reject_decoded(self, decoded: _Decoded, error: RueckkanalError, started: float) -> _Write:
         return await self._reject(decoded.original(), error, stage="lifecycle", source=decoded.source, started=started)
 
     async def _remember(self, last: dict[str, _Pending]) -> None:
@@ -350,7 +456,7 @@ class IngestStage:
             key_bytes, _ = changelog.prepare_key(key, None)
             value_bytes, _ = changelog.prepare_value(value, None)
             writes.append(
-                await self._send(
+                await self._write(
                     changelog,
                     key=cast(bytes, key_bytes),
                     value=cast(bytes, value_bytes),
@@ -359,7 +465,7 @@ class IngestStage:
                 )
             )
             self.table.data[key] = value
-        await _all_acknowledged(writes)
+        await self._acknowledged(writes)
 
     def _stored_state(self, key: str) -> VorgangState | None:
         stored = self.table.get(key)
@@ -369,7 +475,8 @@ class IngestStage:
 
     async def _reject(
         self, record: InboundRecord, error: RueckkanalError, *, stage: str, source: str, started: float
-    ) -> Awaitable[Any]:
+    ) -> _Write:
+        """Dead-letter ``record``: a copy if it fits the record limit, else (or if Kafka refuses it) a stub."""
         self.metrics.events_rejected.labels(source, error.reason.value).inc()
         self.metrics.dead_letters.labels(stage, error.reason.value).inc()
         origin = Origin(record.topic, record.partition, record.offset, record.timestamp_ms)
@@ -381,11 +488,77 @@ class IngestStage:
             outcome="dead_lettered",
             reason=error.reason.value,
             duration_ms=(time.perf_counter() - started) * 1000,
-            traceparent=record.header(H_TRACEPARENT),
+            traceparent=valid_traceparent(header_bytes(record.headers, H_TRACEPARENT)),
             stage=stage,
         )
         headers = dead_letter_headers(list(record.headers), error, stage=stage, origin=origin, source=source)
-        return await self._send(self.pipeline.topics.dlq, key=record.key, value=record.value, headers=headers)
+
+        async def stub() -> _Write:
+            self.metrics.dead_letter_stubs.labels(stage).inc()
+            log.warning(
+                "dead letter written as a stub without its value",
+                source=source,
+                topic=origin.topic,
+                partition=origin.partition,
+                offset=origin.offset,
+                size=len(record.value or b""),
+                record_limit=self.record_limit,
+            )
+            key, value, stub_headers = stub_record(
+                record.key,
+                record.value,
+                list(record.headers),
+                error,
+                stage=stage,
+                origin=origin,
+                record_limit=self.record_limit,
+                source=source,
+            )
+            return await self._write(self.pipeline.topics.dlq, key=key, value=value, headers=stub_headers)
+
+        if estimated_size(record.key, record.value, headers) > self.record_limit:
+            return await stub()
+        return await self._write(
+            self.pipeline.topics.dlq, key=record.key, value=record.value, headers=headers, refused=stub
+        )
+
+    async def _write(
+        self,
+        topic: faust.TopicT,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        partition: int | None = None,
+        refused: Callable[[], Awaitable[_Write]] | None = None,
+    ) -> _Write:
+        """Send one record; if Kafka refuses it for what it is, write ``refused()`` instead (nothing, if None).
+
+        Any other failure raises :class:`KafkaUnavailable`: no record could be written, the batch must not be
+        acknowledged.
+        """
+        try:
+            ack = await self._send(topic, key=key, value=value, headers=headers, partition=partition)
+        except Exception as error:
+            if refused is None or not record_refused(error):
+                raise KafkaUnavailable(f"cannot write to {topic.get_topic_name()}") from error
+            log.warning("record refused by Kafka", topic=topic.get_topic_name(), error_class=type(error).__name__)
+            return await refused()
+        return _Write(ack, refused)
+
+    async def _acknowledged(self, writes: Iterable[_Write]) -> None:
+        """Wait until the broker has acknowledged every write, or its replacement where it refused the record."""
+        for write in writes:
+            current = write
+            while True:
+                try:
+                    await current.ack
+                    break
+                except Exception as error:
+                    if current.refused is None or not record_refused(error):
+                        raise KafkaUnavailable("a write was not acknowledged") from error
+                    log.warning("record refused by the broker", error_class=type(error).__name__)
+                    current = await current.refused()
 
     async def _send(
         self,
@@ -421,13 +594,11 @@ def _batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[faust.Event
     return concrete.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS)
 
 
-async def _all_acknowledged(writes: Iterable[Awaitable[Any]]) -> None:
-    for write in writes:
-        await write
+def _headers(message: Any) -> Headers:
+    return [(k, v if isinstance(v, bytes) else bytes(v or b"")) for k, v in (message.headers or ())]
 
 
-def _inbound_record(message: Any) -> InboundRecord:
-    headers = tuple((k, v if isinstance(v, bytes) else bytes(v or b"")) for k, v in (message.headers or ()))
+def _inbound_record(message: Any, headers: Headers | None = None) -> InboundRecord:
     return InboundRecord(
         topic=message.topic,
         partition=message.partition,
@@ -435,8 +606,15 @@ def _inbound_record(message: Any) -> InboundRecord:
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else 0,
         key=message.key,
         value=message.value,
-        headers=headers,
+        headers=tuple(_headers(message) if headers is None else headers),
     )
+
+
+def _source_record(message: Any) -> tuple[InboundRecord, int]:
+    """A Fachverfahren's record without any header in the pipeline's namespace, and how many were removed."""
+    every = _headers(message)
+    kept = without_pipeline_headers(every)
+    return _inbound_record(message, kept), len(every) - len(kept)
 
 
 def _origin_headers(record: InboundRecord) -> Headers:
@@ -449,20 +627,30 @@ def _origin_headers(record: InboundRecord) -> Headers:
 
 
 def _original(canonical: CanonicalRecord, headers: Headers) -> InboundRecord:
-    """The Fachverfahren's record as it was first read, rebuilt from the canonical record and its headers."""
+    """The Fachverfahren's record as it was first read, rebuilt from the canonical record and our reroute's headers.
+
+    A provenance header that is missing or malformed reads as unknown (-1, or 0 for the time), never as an error.
+    """
     return InboundRecord(
-        topic=_header(headers, H_TOPIC) or "",
-        partition=int(_header(headers, H_PARTITION) or -1),
-        offset=int(_header(headers, H_OFFSET) or -1),
-        timestamp_ms=int(_header(headers, H_TIMESTAMP) or 0),
+        topic=header(headers, H_TOPIC) or "",
+        partition=_or(header_int(headers, H_PARTITION, minimum=0), -1),
+        offset=_or(header_int(headers, H_OFFSET, minimum=0), -1),
+        timestamp_ms=_or(header_int(headers, H_TIMESTAMP, minimum=0), 0),
         key=canonical.original_key,
         value=canonical.original_value,
-        headers=tuple((k, v) for k, v in headers if k not in _INTERNAL_HEADERS),
+        headers=tuple(without_pipeline_headers(headers)),
     )
 
 
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
 def outbox_headers(event: StatusEvent, rendered: RenderedMessage, headers: Headers, source: str) -> Headers:
-    """The outbox record's headers: what delivery and the portal adapter need without parsing the XML."""
+    """The outbox record's headers: what delivery and the portal adapter need without parsing the XML.
+
+    The Fachverfahren's ``traceparent`` is passed on only if it is valid W3C Trace Context.
+    """
     out: Headers = [
         (H_NACHRICHTEN_UUID, rendered.nachrichten_uuid.encode()),
         (H_CE_SOURCE, event.source.encode()),
@@ -472,7 +660,7 @@ def outbox_headers(event: StatusEvent, rendered: RenderedMessage, headers: Heade
         (H_STATUS_TIME, event.status_time.isoformat().encode()),
         (H_SOURCE, source.encode()),
     ]
-    traceparent = _header(headers, H_TRACEPARENT)
+    traceparent = valid_traceparent(header_bytes(headers, H_TRACEPARENT))
     if traceparent:
         out.append((H_TRACEPARENT, traceparent.encode()))
     return out
@@ -486,18 +674,11 @@ def _outcome(message: Any, source: str, outcome: str, started: float, **fields: 
         source=source,
         outcome=outcome,
         duration_ms=(time.perf_counter() - started) * 1000,
-        traceparent=_header(list(message.headers or ()), H_TRACEPARENT),
+        traceparent=valid_traceparent(header_bytes(message.headers, H_TRACEPARENT)),
         stage="lifecycle",
         **fields,
     )
 
 
-def _header(headers: Headers, name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("utf-8", "replace") if value is not None else None
-    return None
-
-
-def _internal(error: Exception) -> RueckkanalError:
-    return RueckkanalError(f"unexpected {type(error).__name__} while decoding", reason=Reason.INTERNAL_ERROR)
+def _internal(error: Exception, doing: str) -> RueckkanalError:
+    return RueckkanalError(f"unexpected {type(error).__name__} while {doing}", reason=Reason.INTERNAL_ERROR)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import faust
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,7 +23,16 @@ from streams.delivery.retry import RetryPolicy
 from streams.delivery.service import DeliveryService
 from streams.ingest import IngestStage
 from streams.obs import Readiness, process_metrics
-from streams.topics import TopicSpec, ensure_topics, partition_counts, pipeline_topics
+from streams.topics import (
+    TopicSpec,
+    check_limits,
+    check_topic_configs,
+    ensure_topics,
+    max_message_bytes,
+    partition_counts,
+    pipeline_topics,
+    topic_configs,
+)
 
 log = structlog.get_logger("rueckkanal.worker")
 
@@ -36,11 +47,13 @@ class RueckkanalWorker(faust.Worker):
         role: Role,
         services: list[DeliveryService],
         ingest: IngestStage | None = None,
+        payload_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.topic_specs = topics
         self.role = role
         self.ingest = ingest
+        self.payload_limits = dict(payload_limits or {})  # max_payload_bytes per Fachverfahren the ingest reads
         settings = pipeline.settings
         super().__init__(
             pipeline.app,
@@ -56,6 +69,7 @@ class RueckkanalWorker(faust.Worker):
         await admin.start()
         try:
             counts = await ensure_topics(admin, self.topic_specs)
+            await self._check_topics(admin)
             if self.ingest is not None:
                 unknown = [t for t in self.ingest.source_topics if t not in counts]
                 self.ingest.co_partition(counts | await partition_counts(admin, unknown))
@@ -64,6 +78,34 @@ class RueckkanalWorker(faust.Worker):
             raise
         finally:
             await admin.close()
+
+    async def _check_topics(self, admin: AIOKafkaAdminClient) -> None:
+        """Check the pipeline topics' configs and the size limits (streams/topics.py); raise ConfigError to refuse."""
+        settings = self.pipeline.settings
+        t = settings.topics
+        configs = await topic_configs(admin, [t.events, t.outbox, t.dlq, t.receipts])
+        for name in (t.events, t.outbox, t.dlq):
+            if name not in configs:
+                log.warning("topic config not readable yet, checking against Kafka's default", topic=name)
+        findings = check_topic_configs(t, configs)
+        for finding in findings:
+            if not finding.refuse:
+                log.warning("topic config differs from the settings", topic=finding.topic, problem=finding.problem)
+        refused = [f"{f.topic}: {f.problem}" for f in findings if f.refuse]
+        if refused:
+            raise ConfigError("topic configs break a guarantee: " + "; ".join(refused))
+        record_limit = check_limits(
+            self.payload_limits,
+            settings.kafka.max_request_size,
+            events_max_message_bytes=max_message_bytes(configs, t.events),
+            outbox_max_message_bytes=max_message_bytes(configs, t.outbox),
+            dlq_max_message_bytes=max_message_bytes(configs, t.dlq),
+        )
+        # The ingest writes a dead letter above this size as a stub; set only where the stage has the attribute.
+        # (IngestStage.record_limit comes with the stub writer; setattr keeps this typed on either side of it.)
+        if self.ingest is not None and hasattr(self.ingest, "record_limit"):
+            setattr(self.ingest, "record_limit", record_limit)  # noqa: B010
+        log.info("topics and limits checked", dlq_record_limit=record_limit)
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
@@ -92,7 +134,10 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
         services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics)))
     metrics.initialise(sources=[fv.name for fv in fachverfahren], portals=[settings.portal.name])
     source_topics = ingest.source_topics if ingest is not None else []
-    return RueckkanalWorker(pipeline, pipeline_topics(settings, source_topics), role, services, ingest)
+    payload_limits = {fv.name: fv.max_payload_bytes for fv in fachverfahren} if ingest is not None else {}
+    return RueckkanalWorker(
+        pipeline, pipeline_topics(settings, source_topics), role, services, ingest, payload_limits=payload_limits
+    )
 
 
 def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics) -> DeliveryDispatcher:

@@ -9,14 +9,14 @@ else" part, so that a bug in one format becomes a dead letter (``internal_error`
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from adapters.headers import header_bytes
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
-from rueckkanal.model import StatusEvent
+from rueckkanal.model import StatusEvent, load_json
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -34,13 +34,8 @@ class InboundRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
 
     def header(self, name: str) -> bytes | None:
-        """The last header of that name, case-insensitive (Kafka allows repeats; the last one wins)."""
-        wanted = name.lower()
-        found = None
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                found = value
-        return found
+        """The last header of that name, ASCII case-insensitive (:mod:`adapters.headers`)."""
+        return header_bytes(self.headers, name)
 
 
 class InboundAdapter(Protocol):
@@ -87,15 +82,9 @@ def utf8(data: bytes, what: str) -> str:
 
 
 def json_object(text: str, *, parse_float: Callable[[str], Any] = float) -> dict[str, Any]:
-    """Parse JSON text that must be an object; NaN/Infinity and absurd nesting count as malformed JSON."""
-    try:
-        parsed = json.loads(text, parse_float=parse_float, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise DecodeError("not valid JSON", reason=Reason.MALFORMED_JSON) from None
+    """Parse JSON text that must be an object, by the model's JSON rules (:func:`~rueckkanal.model.load_json`:
+    duplicate keys, NaN/Infinity and absurd nesting are malformed JSON)."""
+    parsed = load_json(text, parse_float=parse_float)
     if not isinstance(parsed, dict):
         raise EventInvalid("JSON payload must be an object", reason=Reason.SCHEMA_INVALID)
     return parsed
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)

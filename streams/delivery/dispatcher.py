@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from adapters.portal.base import OutboundMessage, PortalAdapter, Receipt
 from rueckkanal.errors import DeliveryError, Reason, RueckkanalError, TransientDeliveryError
 from rueckkanal.metrics import CIRCUIT_STATES, Metrics
+from streams import kafka_transport
 from streams.delivery.breaker import CircuitBreaker, CircuitState
 from streams.delivery.offsets import PartitionOffsets
 from streams.delivery.retry import RetryPolicy
@@ -112,7 +113,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def start(self) -> None:
         # aiokafka clients bind to the running loop, so they are made here, not in __init__.
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = kafka_transport.consumer(  # reads records whose header keys are not UTF-8
             **self._kafka_options,
             group_id=self.config.group_id,
             enable_auto_commit=False,

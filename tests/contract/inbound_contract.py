@@ -6,13 +6,18 @@ A subclass says which shipped Fachverfahren it tests (``fachverfahren``) and giv
 * a valid record decodes to a :class:`StatusEvent` of the configured source, the same event every time;
 * garbage, an empty value and an oversized value are refused with a typed rejection and a precise reason;
 * whatever the bytes (random, or a valid payload with random damage), the result is an event or an
-  :class:`InputRejected` with a :class:`Reason`, never any other exception.
+  :class:`InputRejected` with a :class:`Reason`, never any other exception;
+* citizen text (``with_status_text``) is NFC-normalised, and a format character (bidi control, zero-width, BOM,
+  soft hyphen) or a line/paragraph separator in it is ``forbidden_character``, named by code point, never shown;
+* for a JSON format (:class:`JsonInboundAdapterContract`), a duplicate key is ``malformed_json``, the key not named.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,10 +38,17 @@ def damaged(draw: st.DrawFn, payload: bytes) -> bytes:
     return payload[:start] + draw(st.binary(max_size=64)) + payload[end:]
 
 
+FORBIDDEN = ["\u202e", "\u200b", "\ufeff", "\u00ad", "\u2066", "\u2028", "\u2029"]
+
+
 class InboundAdapterContract:
     fachverfahren: str
 
     def valid_record(self) -> InboundRecord:
+        raise NotImplementedError
+
+    def with_status_text(self, text: str) -> InboundRecord:
+        """The valid record with ``text`` where the format carries the citizen's status line."""
         raise NotImplementedError
 
     def config(self) -> FachverfahrenConfig:
@@ -110,3 +122,29 @@ class InboundAdapterContract:
             assert outcome is not Reason.INTERNAL_ERROR
 
         check()
+
+    @pytest.mark.parametrize("char", FORBIDDEN, ids=[f"U+{ord(c):04X}" for c in FORBIDDEN])
+    def test_a_forbidden_character_in_citizen_text_is_refused_by_code_point(self, char: str) -> None:
+        with pytest.raises(InputRejected) as caught:
+            self.adapter().decode(self.with_status_text(f"Ihr Antrag{char}Mustermann"))
+        assert caught.value.reason is Reason.FORBIDDEN_CHARACTER
+        assert f"statusText: U+{ord(char):04X} (" in caught.value.message
+        assert "Mustermann" not in caught.value.message and char not in caught.value.message
+
+    def test_citizen_text_is_nfc_normalised(self) -> None:
+        event = self.adapter().decode(self.with_status_text("Gebu\u0308hr fu\u0308r Sie"))
+        assert event.status_text == "Gebühr für Sie"
+
+
+class JsonInboundAdapterContract(InboundAdapterContract):
+    """The contract of an adapter whose record value is a JSON object."""
+
+    def test_a_duplicate_json_key_is_malformed_json_without_naming_it(self) -> None:
+        record = self.valid_record()
+        value = record.value or b""
+        first = next(iter(json.loads(value)))
+        duplicate = json.dumps(first).encode() + b': "Erika", '
+        with pytest.raises(InputRejected) as caught:
+            self.adapter().decode(replace(record, value=value[:1] + duplicate + value[1:]))
+        assert caught.value.reason is Reason.MALFORMED_JSON
+        assert first not in caught.value.message and "Erika" not in caught.value.message

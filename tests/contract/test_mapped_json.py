@@ -15,17 +15,23 @@ from adapters.inbound.mapped_json import lookup
 from adapters.inbound.samples import read_sample
 from rueckkanal.errors import InputRejected, Reason
 from rueckkanal.model import StatusEvent
-from tests.contract.inbound_contract import InboundAdapterContract
+from tests.contract.inbound_contract import JsonInboundAdapterContract
 from tests.unit.factories import EXAMPLES_DIR
 
 PAYMENT = EXAMPLES_DIR / "bewohnerparken" / "bwp-004711-05-geb.json"
 
 
-class TestMappedJsonContract(InboundAdapterContract):
+class TestMappedJsonContract(JsonInboundAdapterContract):
     fachverfahren = "bewohnerparken"
 
     def valid_record(self) -> InboundRecord:
         return read_sample(PAYMENT).record("fv.bewohnerparken.status")
+
+    def with_status_text(self, text: str) -> InboundRecord:
+        record = self.valid_record()
+        document = json.loads(record.value or b"")
+        document["bearbeitung"]["text"] = text
+        return replace(record, value=json.dumps(document).encode())
 
 
 def _decode(change: dict[str, Any] | None = None, *, drop_meldung_id: bool = False) -> StatusEvent:
@@ -91,3 +97,11 @@ def test_lookup_walks_objects_and_lists() -> None:
     assert lookup(document, "a.b.0.c") == "x"
     assert lookup(document, "a.b.1.c") is None
     assert lookup(document, "a.z") is None
+
+
+def test_a_mapped_field_holding_an_object_does_not_echo_its_keys() -> None:
+    with pytest.raises(InputRejected) as caught:
+        _decode({"bearbeitung.text": {"Erika Mustermann": "Musterstraße 1"}, "gebuehr.zweck": {"DE02 1203": 1}})
+    assert caught.value.reason is Reason.SCHEMA_INVALID
+    assert "statusText" in caught.value.message
+    assert "Mustermann" not in caught.value.message and "DE02" not in caught.value.message

@@ -23,6 +23,14 @@ class TestMappedXmlContract(InboundAdapterContract):
     def valid_record(self) -> InboundRecord:
         return read_sample(PAYMENT).record("fv.gewerberegister.status")
 
+    def with_status_text(self, text: str) -> InboundRecord:
+        """Characters beyond ISO-8859-1 as XML character references, as a legacy system writes them."""
+        record = self.valid_record()
+        original = "<gw:Text>Gebühr für den Registerauszug</gw:Text>".encode("iso-8859-1")
+        replacement = f"<gw:Text>{text}</gw:Text>".encode("iso-8859-1", "xmlcharrefreplace")
+        assert original in (record.value or b"")
+        return replace(record, value=(record.value or b"").replace(original, replacement))
+
 
 def test_attributes_elements_and_umlauts_from_iso_8859_1_are_mapped() -> None:
     record = TestMappedXmlContract().valid_record()

@@ -27,6 +27,10 @@ out = {
     "app_id": s.app_id,
     "bootstrap": s.kafka.bootstrap,
     "partitions": s.topics.partitions,
+    "dlq_retention_ms": s.topics.dlq_retention_ms,
+    "receipts_retention_ms": s.topics.receipts_retention_ms,
+    "min_insync_replicas": s.topics.min_insync_replicas,
+    "max_request_size": s.kafka.max_request_size,
     "drain": s.delivery.drain_deadline_s,
     "sasl_password": s.kafka.sasl_password.get_secret_value() if s.kafka.sasl_password else None,
     "fachverfahren_dir": str(s.fachverfahren_dir),
@@ -90,6 +94,10 @@ def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None,
     assert loaded["app_id"] == {**defaults["config"], **raw.get("config", {})}["appId"]
     assert loaded["bootstrap"] == kafka["bootstrap"]
     assert loaded["partitions"] == topics["partitions"]
+    assert loaded["dlq_retention_ms"] == topics["dlqRetentionMs"]
+    assert loaded["receipts_retention_ms"] == topics["receiptsRetentionMs"]
+    assert loaded["min_insync_replicas"] == topics["minInsyncReplicas"]
+    assert loaded["max_request_size"] == kafka["maxRequestSize"]
     assert loaded["drain"] == {**defaults["delivery"], **raw.get("delivery", {})}["drainDeadlineSeconds"]
     assert loaded["fachverfahren_dir"] == env["RK_FACHVERFAHREN_DIR"]
     assert loaded["data_dir"].startswith("/tmp/")

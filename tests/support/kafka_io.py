@@ -23,10 +23,13 @@ POLL_INTERVAL = 0.25
 
 
 async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Topics that keep their records: a worker refuses a DLQ that expires dead letters early (streams/topics.py)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+        await admin.create_topics(
+            [NewTopic(name, partitions, 1, topic_configs={"retention.ms": "-1"}) for name in names]
+        )
     finally:
         await admin.close()
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from rueckkanal.errors import InputRejected, Reason
-from rueckkanal.model import StatusEvent
+from rueckkanal.model import StatusEvent, load_json, parse_status_data
 from tests.unit.factories import event, event_values
 
 ZAHLUNG = {"betrag": "96.00", "verwendungszweck": "Hundesteuer 2024 Kassenzeichen 5212024000123"}
@@ -62,7 +62,6 @@ def test_unknown_status_has_its_own_reason() -> None:
         ({"statusText": "zwei\nZeilen"}, "statusText"),
         ({"entscheidung": "99"}, "entscheidung"),
         ({"source": "kein uri"}, "source"),
-        ({"unbekannt": 1}, "unbekannt"),
         ({"status": "300", "zahlung": {**ZAHLUNG, "betrag": "0.00"}}, "betrag"),
         ({"status": "300", "zahlung": {**ZAHLUNG, "betrag": "1.005"}}, "betrag"),
         ({"status": "300", "zahlung": {**ZAHLUNG, "zahlungsUrl": "http://x.de"}}, "zahlungsUrl"),
@@ -124,3 +123,83 @@ def test_python_values_are_validated_the_same_way() -> None:
     assert StatusEvent.from_mapping(values) == valid
     with pytest.raises(InputRejected):
         StatusEvent.from_mapping({**values, "statusZeit": valid.status_time.replace(tzinfo=None)})
+
+
+ZAHLUNG_300 = {"status": "300"}
+CITIZEN_FIELDS = [
+    ("statusText", lambda text: {"statusText": text}),
+    ("zusatzinformation", lambda text: {"zusatzinformation": text}),
+    ("hinweistext", lambda text: {"hinweistext": text}),
+    ("aktenzeichen", lambda text: {"aktenzeichen": text}),
+    ("zahlung.verwendungszweck", lambda text: {**ZAHLUNG_300, "zahlung": {**ZAHLUNG, "verwendungszweck": text}}),
+]
+
+
+@pytest.mark.parametrize(("field", "place"), CITIZEN_FIELDS, ids=[field for field, _ in CITIZEN_FIELDS])
+@pytest.mark.parametrize(
+    ("char", "category"),
+    [("\u202e", "Cf"), ("\u200b", "Cf"), ("\ufeff", "Cf"), ("\u00ad", "Cf"), ("\u2028", "Zl"), ("\u2029", "Zp")],
+)
+def test_citizen_text_refuses_invisible_characters_naming_field_and_code_point(
+    field: str, place: Any, char: str, category: str
+) -> None:
+    refused = rejection(**place(f"Kassenzeichen{char}4711"))
+    assert refused.reason is Reason.FORBIDDEN_CHARACTER
+    assert refused.message == f"{field}: U+{ord(char):04X} ({category}) not allowed"
+
+
+@pytest.mark.parametrize(("field", "place"), CITIZEN_FIELDS, ids=[field for field, _ in CITIZEN_FIELDS])
+def test_citizen_text_is_nfc_normalised(field: str, place: Any) -> None:
+    decomposed = "Gebu\u0308hren fu\u0308r Zone 31"
+    normalised = event(**place(decomposed))
+    dumped = json.loads(normalised.to_json_bytes())
+    value = dumped["zahlung"]["verwendungszweck"] if field.startswith("zahlung.") else dumped[field]
+    assert value == "Gebühren für Zone 31"
+
+
+def test_nfc_happens_before_the_length_check() -> None:
+    assert event(statusText="u\u0308" * 50).status_text == "ü" * 50
+
+
+def test_multi_line_text_keeps_line_feeds_but_not_unicode_separators() -> None:
+    assert event(hinweistext="Zeile 1\r\nZeile 2").hinweistext == "Zeile 1\r\nZeile 2"
+    assert rejection(hinweistext="Zeile 1\u2028Zeile 2").reason is Reason.FORBIDDEN_CHARACTER
+
+
+def test_ids_are_not_normalised_and_keep_their_ascii_pattern() -> None:
+    refused = rejection(vorgangId="HST-\u212a-1")  # KELVIN SIGN, NFC would make it a plain K
+    assert refused.reason is Reason.SCHEMA_INVALID
+    assert rejection(postfachReferenz="bundid:\u200bx").reason is Reason.SCHEMA_INVALID
+
+
+def test_forbidden_character_wins_over_other_schema_errors() -> None:
+    refused = rejection(statusText="a\u202eb", leistung="1")
+    assert refused.reason is Reason.FORBIDDEN_CHARACTER
+    assert "leistung" in refused.message
+
+
+def test_field_names_the_sender_chose_are_shown_as_extra_field() -> None:
+    refused = rejection(**{"Erika Mustermann": 1}, status="300", zahlung={**ZAHLUNG, "Musterweg 5": "x"})
+    assert refused.reason is Reason.SCHEMA_INVALID
+    assert "(extra field): Extra inputs are not permitted" in refused.message
+    assert "zahlung.(extra field): Extra inputs are not permitted" in refused.message
+    assert "Mustermann" not in refused.message and "Musterweg" not in refused.message
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b'{"a": 1, "a": 2}', b'{"a": {"b": 1, "b": 1}}', b'[{"x": 1, "x": 1}]', b'{"a": NaN}', b'{"a": 1', b"\xff"],
+)
+def test_load_json_refuses_duplicates_constants_and_broken_text_as_malformed(document: bytes) -> None:
+    with pytest.raises(InputRejected) as caught:
+        load_json(document)
+    assert caught.value.reason is Reason.MALFORMED_JSON
+    assert caught.value.message in ("not valid JSON", "not valid JSON: duplicate object key")
+
+
+def test_status_data_with_a_duplicate_key_is_malformed_not_last_wins() -> None:
+    values = event_values()
+    text = json.dumps(values)
+    with pytest.raises(InputRejected) as caught:
+        parse_status_data(text.replace('"status": "100"', '"status": "100", "status": "999"').encode())
+    assert caught.value.reason is Reason.MALFORMED_JSON

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from rueckkanal.settings import Settings
+from rueckkanal.settings import Settings, TopicSettings
 
 
 def test_environment_overrides_nested_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,3 +71,25 @@ def test_environment_wins_over_a_secret_file(tmp_path: Path, monkeypatch: pytest
     settings = Settings()
     assert settings.kafka.sasl_password is not None
     assert settings.kafka.sasl_password.get_secret_value() == "umgebung"
+
+
+@pytest.mark.parametrize(("replication_factor", "insync"), [(1, 1), (2, 1), (3, 2), (5, 2)])
+def test_min_insync_replicas_follows_the_replication_factor_unless_set(replication_factor: int, insync: int) -> None:
+    assert TopicSettings(replication_factor=replication_factor).insync_replicas == insync
+    assert TopicSettings(replication_factor=replication_factor, min_insync_replicas=1).insync_replicas == 1
+
+
+def test_min_insync_replicas_above_the_replication_factor_is_refused() -> None:
+    with pytest.raises(ValidationError, match="min_insync_replicas"):
+        TopicSettings(replication_factor=2, min_insync_replicas=3)
+
+
+def test_dlq_and_receipts_retention_are_long_by_default_and_settable(monkeypatch: pytest.MonkeyPatch) -> None:
+    day_ms = 24 * 60 * 60 * 1000
+    assert TopicSettings().dlq_retention_ms == 365 * day_ms
+    assert TopicSettings().receipts_retention_ms == 90 * day_ms
+    monkeypatch.setenv("RK_TOPICS__DLQ_RETENTION_MS", "-1")
+    monkeypatch.setenv("RK_TOPICS__RECEIPTS_RETENTION_MS", str(day_ms))
+    settings = Settings()
+    assert settings.topics.dlq_retention_ms == -1
+    assert settings.topics.receipts_retention_ms == day_ms

@@ -5,7 +5,7 @@ Secrets are never in here: they are files in RK_SECRETS_DIR.
 */}}
 {{- define "rueckkanal.settingsYaml" -}}
 {{- $paths := include "rueckkanal.paths" . | fromYaml }}
-{{- $kafka := dict "bootstrap" .Values.kafka.bootstrap "security_protocol" .Values.kafka.securityProtocol }}
+{{- $kafka := dict "bootstrap" .Values.kafka.bootstrap "security_protocol" .Values.kafka.securityProtocol "max_request_size" (int .Values.kafka.maxRequestSize) }}
 {{- if include "rueckkanal.kafkaSasl" . }}
 {{- $_ := set $kafka "sasl_mechanism" .Values.kafka.sasl.mechanism }}
 {{- $_ := set $kafka "sasl_username" .Values.kafka.sasl.username }}
@@ -21,6 +21,11 @@ Secrets are never in here: they are files in RK_SECRETS_DIR.
 {{- end }}
 {{- $t := .Values.kafka.topics }}
 {{- $topics := dict "events" $t.events "outbox" $t.outbox "dlq" $t.dlq "receipts" $t.receipts "partitions" (int $t.partitions) "replication_factor" (int $t.replicationFactor) }}
+{{- $_ := set $topics "dlq_retention_ms" (int64 $t.dlqRetentionMs) }}
+{{- $_ := set $topics "receipts_retention_ms" (int64 $t.receiptsRetentionMs) }}
+{{- if not (kindIs "invalid" $t.minInsyncReplicas) }}
+{{- $_ := set $topics "min_insync_replicas" (int $t.minInsyncReplicas) }}
+{{- end }}
 {{- $settings := dict
   "app_id" .Values.config.appId
   "kafka" $kafka
