@@ -4,6 +4,7 @@ may SIGKILL and start again on the same port and data: the shared broker other t
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,20 +15,20 @@ from tests.support.kafka import SCRIPT, BrokerUnavailable
 
 
 def _port_pair_free() -> int:
-    """A port p with p+1 free too (the script's controller listens there)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port >= 65535:
-            continue
+    """A port p with p+1 free too (the script's controller listens there), below the ephemeral range: a client's
+    outgoing connection (or a connection to itself) can never occupy it while the broker is down."""
+    low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    dice = random.Random()  # choosing a port, not cryptography
+    for _ in range(200):
+        port = dice.randrange(max(10_000, low - 12_000), low - 2)
         try:
-            with socket.socket() as other:
-                other.bind(("127.0.0.1", port + 1))
+            with socket.socket() as one, socket.socket() as two:
+                one.bind(("127.0.0.1", port))
+                two.bind(("127.0.0.1", port + 1))
         except OSError:
             continue
         return port
-    raise BrokerUnavailable("no two adjacent free ports")
+    raise BrokerUnavailable("no two adjacent free ports below the ephemeral range")
 
 
 class OwnBroker:
@@ -49,7 +50,7 @@ class OwnBroker:
         pid = int((self.data / "kafka.pid").read_text())
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while _alive(pid):
+        while _alive(pid) or _listening(self.port) or _listening(self.port + 1):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"broker {pid} survived SIGKILL")
             time.sleep(0.05)  # waiting for the kernel to reap the killed process, bounded
@@ -59,6 +60,15 @@ class OwnBroker:
 
     def stop(self) -> None:
         subprocess.run(["bash", str(SCRIPT), "stop"], env=self._env, capture_output=True, text=True)
+
+
+def _listening(port: int) -> bool:
+    """Whether something still accepts connections there (a killed JVM's threads release its sockets last)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:

@@ -127,4 +127,9 @@ class Supervised:
             self.current = CliProcess(self.args, self.env, log_file=self.log_file)
 
     def terminate(self) -> int:
-        return self.current.terminate()
+        """SIGTERM the current worker; SIGKILL it if it has not stopped within a minute (never leave it behind)."""
+        try:
+            return self.current.terminate()
+        except subprocess.TimeoutExpired:
+            self.current.kill()
+            raise
