@@ -18,6 +18,7 @@ from tests.support.foreign import RawRecord
 
 BROKER_LIMIT = 1_048_588  # the broker's default message.max.bytes: the whole record batch
 BIG_MIN = 900_000
+STATUS_TIME = "2024-03-04T08:00:00+01:00"
 OWN_HEADERS = (
     "rk.original.topic",
     "rk.original.partition",
@@ -73,45 +74,59 @@ def _not_utf8(raw: bytes) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    """What Hypothesis decides for one record; the Vorgang id is filled in afterwards (the draw must not depend on
+    how many records came before it, or Hypothesis could not replay it)."""
+
+    kind: str
+    headers: list[tuple[str | bytes, bytes]]
+    ce_position: int
+    value: bytes  # garbage and big: the value itself; valid: unused
+
+
 @st.composite
-def fuzz_case(draw: st.DrawFn, run: str, index: int, decoys: list[str]) -> FuzzCase:
-    kind = KINDS[index % len(KINDS)]
-    vorgang_id = f"FZ-{run}-{index:04d}"
-    headers: list[tuple[str | bytes, bytes]] = []
+def _drawn(draw: st.DrawFn, kind: str, decoys: list[str]) -> _Drawn:
     max_headers = 2 if kind == "big" else 6
-    for name, value in draw(st.lists(st.tuples(_header_names(), _header_values(decoys)), max_size=max_headers)):
-        headers.append((name, value[:2000] if kind == "big" else value))
-    event_id = None
-    if kind == "valid":
-        event_id = f"{vorgang_id}-e001"
-        data = {
-            "vorgangId": vorgang_id,
-            "leistung": "99108001000000",
-            "status": "100",
-            "statusZeit": "2024-03-04T08:00:00+01:00",
-        }
-        ce = [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", event_id.encode()),
-            ("ce_source", SOURCE.encode()),
-            ("ce_type", TYPE.encode()),
-            ("content-type", b"application/json"),
-        ]
-        position = draw(st.integers(0, len(headers)))
-        headers[position:position] = ce
-        value = json.dumps(data).encode()
-    elif kind == "garbage":
+    pairs = draw(st.lists(st.tuples(_header_names(), _header_values(decoys)), max_size=max_headers))
+    headers = [(name, value[:2000] if kind == "big" else value) for name, value in pairs]
+    position = draw(st.integers(0, len(headers)))
+    value = b""
+    if kind == "garbage":
         value = draw(st.binary(max_size=3000))
-    else:
-        size = draw(st.integers(BIG_MIN, BROKER_LIMIT - 12_000))  # headroom for key, headers and batch framing
+    elif kind == "big":
+        top = BROKER_LIMIT - 12_000  # headroom for key, headers and batch framing
+        size = draw(st.one_of(st.just(top), st.integers(BIG_MIN, top), st.integers(top - 50_000, top)))
         filler = draw(st.sampled_from([b"{", b"\xff", b"A", b'{"vorgangId": "']))
         value = (filler * (size // len(filler) + 1))[:size]
-    return FuzzCase(kind, vorgang_id, event_id, (vorgang_id.encode(), value, headers))
+    return _Drawn(kind, headers, position, value)
+
+
+def _case(drawn: _Drawn, run: str, index: int) -> FuzzCase:
+    vorgang_id = f"FZ-{run}-{index:04d}"
+    headers = list(drawn.headers)
+    if drawn.kind != "valid":
+        return FuzzCase(drawn.kind, vorgang_id, None, (vorgang_id.encode(), drawn.value, headers))
+    event_id = f"{vorgang_id}-e001"
+    data = {"vorgangId": vorgang_id, "leistung": "99108001000000", "status": "100", "statusZeit": STATUS_TIME}
+    ce: list[tuple[str | bytes, bytes]] = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id.encode()),
+        ("ce_source", SOURCE.encode()),
+        ("ce_type", TYPE.encode()),
+        ("content-type", b"application/json"),
+    ]
+    headers[drawn.ce_position : drawn.ce_position] = ce
+    return FuzzCase("valid", vorgang_id, event_id, (vorgang_id.encode(), json.dumps(data).encode(), headers))
 
 
 def draw_cases(run_seed: int, run: str, decoys: list[str], count: int) -> list[FuzzCase]:
-    """``count`` cases, drawn by Hypothesis from ``run_seed``: the same seed gives the same records."""
-    drawn: list[FuzzCase] = []
+    """``count`` cases, drawn by Hypothesis from ``run_seed``: the same seed gives the same records.
+
+    Each Hypothesis example is one block with a record of every kind (KINDS); blocks are drawn until ``count``.
+    """
+    blocks: list[tuple[_Drawn, ...]] = []
+    block = st.tuples(*(_drawn(kind, decoys) for kind in KINDS))
 
     @seed(run_seed)
     @settings(
@@ -121,11 +136,11 @@ def draw_cases(run_seed: int, run: str, decoys: list[str], count: int) -> list[F
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(st.data())
-    def collect(data: st.DataObject) -> None:
-        if len(drawn) < count:
-            drawn.append(data.draw(fuzz_case(run, len(drawn), decoys)))
+    @given(block)
+    def collect(drawn: tuple[_Drawn, ...]) -> None:
+        blocks.append(drawn)
 
     collect()
-    assert len(drawn) == count, f"hypothesis drew {len(drawn)} of {count} cases"
-    return drawn
+    flat = [d for b in blocks for d in b][:count]
+    assert len(flat) == count, f"hypothesis drew {len(flat)} of {count} cases"
+    return [_case(d, run, i) for i, d in enumerate(flat)]
