@@ -117,10 +117,17 @@ class TransientDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """The portal refused the message for good; ``portal_code`` is its Rückweisung code (e.g. X001)."""
+    """The message can never be delivered; ``portal_code`` is the portal's Rückweisung code (e.g. X001).
+
+    ``sent`` is False when the adapter refused the message before any request (it cannot be expressed on the
+    wire): then the portal said nothing, and the circuit breaker must not take it for an answer.
+    """
 
     default_reason = Reason.PORTAL_REJECTED
 
-    def __init__(self, message: str, *, reason: Reason | None = None, portal_code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: Reason | None = None, portal_code: str | None = None, sent: bool = True
+    ) -> None:
         super().__init__(message, reason=reason)
         self.portal_code = portal_code
+        self.sent = sent

@@ -8,6 +8,7 @@ dump, a repr or a log line shows ``**********`` instead of the value.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -111,6 +112,12 @@ class TopicSettings(_Section):
 class WebSettings(_Section):
     host: str = "0.0.0.0"  # noqa: S104  # the pod's probes and Prometheus reach it from outside
     port: int = Field(6066, ge=1, le=65535)
+    stall_after_s: float = Field(
+        600.0,
+        gt=0,
+        description="/healthz fails when a stage has had work waiting this long without a step forward; must "
+        "exceed the longest expected quiet time (retry delay, Retry-After cap, breaker open time, request timeout)",
+    )
 
 
 class LogFormat(StrEnum):
@@ -169,6 +176,27 @@ class XoevSettings(_Section):
     test: bool = Field(False, description="mark every message as a test message (XÖV attribute test)")
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): a request there never leaves the machine."""
+    if not host:
+        return False
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class PortalReceipt(StrEnum):
+    """What proves a delivery: the XÖV Quittung (or a Rückweisung that counts as delivered), or for a back channel
+    that sends none, any 2xx (409: already there)."""
+
+    QUITTUNG = "quittung"
+    HTTP_2XX = "http_2xx"
+
+
 class PortalAuth(StrEnum):
     NONE = "none"
     OAUTH2 = "oauth2"
@@ -200,6 +228,9 @@ class PortalTls(_Section):
 class PortalSettings(_Section):
     """The portal delivery talks to (adapters/portal/xoev_http.py); the default is a local ``rueckkanal portal-sim``."""
 
+    # A refusal must not echo the section: it holds the OAuth2 client secret.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     name: str = Field("portal", pattern=r"^[a-z0-9_\-]{1,40}$", description="the metric label `portal`")
     url: HttpUrl = HttpUrl("http://127.0.0.1:8090/rueckkanal/v1/nachrichten")
     timeouts: PortalTimeouts = PortalTimeouts()
@@ -211,6 +242,31 @@ class PortalSettings(_Section):
     )
     max_response_bytes: int = Field(64 * 1024, ge=1024, description="larger answers are not parsed")
     retry_after_cap_s: float = Field(300.0, gt=0, description="upper bound for the portal's Retry-After")
+    receipt: PortalReceipt = Field(
+        PortalReceipt.QUITTUNG,
+        description="quittung: delivered only with a readable Quittung 0190 (or a Rückweisung that counts as "
+        "delivered); http_2xx: any 2xx counts, for back channels that send no Quittung",
+    )
+    allow_insecure_http: bool = Field(
+        False,
+        description="accept plain http:// for portal.url and portal.oauth2.token_url on a non-loopback host "
+        "(development and tests only: the message, the bearer token and the client secret travel in clear)",
+    )
+
+    @model_validator(mode="after")
+    def _https_unless_loopback(self) -> Self:
+        if self.allow_insecure_http:
+            return self
+        urls = {"portal.url": self.url}
+        if self.oauth2 is not None:
+            urls["portal.oauth2.token_url"] = self.oauth2.token_url
+        for name, url in urls.items():
+            if url.scheme != "https" and not is_loopback_host(url.host):
+                raise ValueError(
+                    f"{name} must use https:// (plain http is accepted only for a loopback host, or with "
+                    "portal.allow_insecure_http: true in development)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _auth_complete(self) -> Self:
@@ -231,6 +287,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
+        hide_input_in_errors=True,  # a refusal names the setting and the rule, never the value (it may be a secret)
     )
 
     app_id: str = Field("rueckkanal", description="consumer group and changelog topic prefix")
@@ -274,6 +331,17 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _stall_longer_than_any_expected_wait(self) -> Self:
+        d = self.delivery
+        quiet = max(d.retry_max_delay_s, d.retry_after_cap_s, d.breaker_max_open_s) + self.portal.timeouts.total_s
+        if self.web.stall_after_s <= quiet:
+            raise ValueError(
+                f"web.stall_after_s must exceed {quiet:.0f} s: the longest retry delay, Retry-After cap or breaker "
+                "open time plus portal.timeouts.total_s, or /healthz would fail a delivery that is only waiting"
+            )
+        return self
 
     def safe_dump(self) -> dict[str, Any]:
         """A dump for logs and ``rueckkanal config``: secrets masked, paths as text."""

@@ -86,6 +86,7 @@ from streams.headers import (
     H_CE_SOURCE,
     H_NACHRICHTEN_UUID,
     H_OFFSET,
+    H_ORIGINAL_HEADERS_DROPPED,
     H_PARTITION,
     H_SEQUENCE,
     H_SOURCE,
@@ -306,9 +307,14 @@ class IngestStage:
         started = time.perf_counter()
         fv = self.sources[message.topic]
         self.metrics.events_consumed.labels(fv.name).inc()
-        record, stripped = _source_record(message)
+        record, stripped, unreadable = _source_record(message)
         if stripped:
             self.metrics.pipeline_headers_stripped.labels(fv.name).inc(stripped)
+        if unreadable:
+            error = DecodeError(f"{unreadable} header name(s) not valid UTF-8", reason=Reason.INVALID_ENCODING)
+            dropped = [(H_ORIGINAL_HEADERS_DROPPED, str(unreadable).encode())]
+            write = await self._reject(record, error, stage="ingest", source=fv.name, started=started, extra=dropped)
+            return write, None
         try:
             event = self.adapters[message.topic].decode(record)
         except RueckkanalError as error:
@@ -474,7 +480,14 @@ class IngestStage:
     # -- shared --------------------------------------------------------------------------------------------
 
     async def _reject(
-        self, record: InboundRecord, error: RueckkanalError, *, stage: str, source: str, started: float
+        self,
+        record: InboundRecord,
+        error: RueckkanalError,
+        *,
+        stage: str,
+        source: str,
+        started: float,
+        extra: Sequence[tuple[str, bytes]] = (),
     ) -> _Write:
         """Dead-letter ``record``: a copy if it fits the record limit, else (or if Kafka refuses it) a stub."""
         self.metrics.events_rejected.labels(source, error.reason.value).inc()
@@ -491,7 +504,7 @@ class IngestStage:
             traceparent=valid_traceparent(header_bytes(record.headers, H_TRACEPARENT)),
             stage=stage,
         )
-        headers = dead_letter_headers(list(record.headers), error, stage=stage, origin=origin, source=source)
+        headers = [*dead_letter_headers(list(record.headers), error, stage=stage, origin=origin, source=source), *extra]
 
         async def stub() -> _Write:
             self.metrics.dead_letter_stubs.labels(stage).inc()
@@ -610,11 +623,26 @@ def _inbound_record(message: Any, headers: Headers | None = None) -> InboundReco
     )
 
 
-def _source_record(message: Any) -> tuple[InboundRecord, int]:
-    """A Fachverfahren's record without any header in the pipeline's namespace, and how many were removed."""
+def _source_record(message: Any) -> tuple[InboundRecord, int, int]:
+    """A Fachverfahren's record without the headers it may not carry on, and how many of each kind were removed.
+
+    Removed are the headers in the pipeline's namespace, and those whose name is not valid UTF-8 (the consumer reads
+    such a name with ``surrogateescape``, streams/kafka_transport.py): Kafka's protocol has no such names, and no
+    producer of ours could write one again. Returns the record, the count of ``rk.*`` headers and the count of
+    unreadable names.
+    """
     every = _headers(message)
-    kept = without_pipeline_headers(every)
-    return _inbound_record(message, kept), len(every) - len(kept)
+    readable = [(k, v) for k, v in every if _utf8_name(k)]
+    kept = without_pipeline_headers(readable)
+    return _inbound_record(message, kept), len(readable) - len(kept), len(every) - len(readable)
+
+
+def _utf8_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _origin_headers(record: InboundRecord) -> Headers:

@@ -3,7 +3,9 @@
 ==============  =====================================================================================
 ``/metrics``    Prometheus text format of the default registry: every metric of
                 :mod:`rueckkanal.metrics` plus the client's process and platform collectors
-``/healthz``    liveness: answered by the event loop itself, so a blocked or dead loop fails it; 200 JSON
+``/healthz``    liveness: answered by the event loop itself, so a blocked or dead loop fails it; 200 JSON, or
+                503 with the reason when a stage of the pipeline's :class:`~streams.obs.Progress` has had
+                work waiting for ``web.stall_after_s`` without a step forward (a restart is the cure)
 ``/readyz``     readiness: 200 when every condition of the pipeline's :class:`~streams.obs.Readiness` is
                 met, else 503 with the reasons as JSON
 ==============  =====================================================================================
@@ -15,6 +17,10 @@ Conditions registered here (stages add their own, see :mod:`streams.obs`):
 ``faust.partitions``  only if the app has agents (ingest): faust's consumer has joined its group, is not in
                       the middle of a rebalance, and owns at least one active partition. A worker without
                       partitions (more replicas than partitions) is deliberately *not* ready.
+
+Progress watched here: ``ingest`` has work waiting while the sampled lag of its assigned partitions (Fachverfahren
+topics and the events topic) is above 0; the ingest stage reports each batch with ``progress.advanced("ingest")``.
+The delivery dispatcher registers its own watch.
 
 For the faust consumer it also keeps two catalogue gauges current (the delivery dispatcher keeps its own):
 ``rueckkanal_assigned_partitions`` and ``rueckkanal_consumer_lag_messages`` with ``stage="lifecycle"`` for the
@@ -38,7 +44,7 @@ from faust.web import Request, Response, View
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from streams.obs import Readiness, process_metrics
+from streams.obs import Progress, Readiness, process_metrics
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -67,7 +73,9 @@ def register_web_views(
     _disable_faust_debug_views(app)
     conditions.ready("config")
     conditions.add_check("producer", lambda: _producer_problem(app))
-    _track_faust_consumer(app, conditions, events_topic=pipeline.settings.topics.events)
+    progress = pipeline.progress
+    progress.stall_after_s = pipeline.settings.web.stall_after_s  # the one place settings meet the watch
+    _track_faust_consumer(app, conditions, progress, events_topic=pipeline.settings.topics.events)
     started = time.monotonic()
 
     class MetricsView(View):
@@ -77,7 +85,8 @@ def register_web_views(
 
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok", "uptime_seconds": round(time.monotonic() - started, 3)})
+            status, body = health(progress, uptime_s=time.monotonic() - started)
+            return self.json(body, status=status)
 
     class ReadyView(View):
         async def get(self, request: Request) -> Response:
@@ -88,6 +97,16 @@ def register_web_views(
     app.page(HEALTH_PATH, name="rueckkanal_healthz")(HealthView)
     app.page(READY_PATH, name="rueckkanal_readyz")(ReadyView)
     return conditions
+
+
+def health(progress: Progress, *, uptime_s: float) -> tuple[int, dict[str, object]]:
+    """The ``/healthz`` answer: 200 while every stage moves or is idle, 503 with the stalled stage as the reason."""
+    problem = progress.problem()
+    body: dict[str, object] = {"status": "ok" if problem is None else "stalled", "uptime_seconds": round(uptime_s, 3)}
+    if problem is None:
+        return 200, body
+    body["reason"] = problem
+    return 503, body
 
 
 def _disable_faust_debug_views(app: faust.App) -> None:
@@ -114,6 +133,7 @@ class _FaustConsumerState:
         self.events_topic = events_topic
         self.joined = False
         self.rebalancing = False
+        self.lag: dict[str, int] = {}  # stage → lag at the last sample
 
     async def on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # Logged before the flags flip, so that no /readyz 200 can precede this line.
@@ -161,6 +181,13 @@ class _FaustConsumerState:
                     lag += max(0, end - position)
             metrics.consumer_lag.labels(stage).set(lag)
             metrics.assigned_partitions.labels(stage).set(len(partitions))
+            self.lag[stage] = lag
+
+    def work_waiting(self) -> bool:
+        """Ingest has work: records behind the end of its assigned partitions at the last sample."""
+        if not self.app.agents or not self.joined or self.rebalancing or self.active_partitions() == 0:
+            return False
+        return sum(self.lag.values()) > 0
 
     def problem(self) -> str | None:
         if not self.app.agents:
@@ -174,8 +201,9 @@ class _FaustConsumerState:
         return None
 
 
-def _track_faust_consumer(app: faust.App, readiness: Readiness, events_topic: str) -> None:
+def _track_faust_consumer(app: faust.App, readiness: Readiness, progress: Progress, events_topic: str) -> None:
     state = _FaustConsumerState(app, events_topic)
+    progress.watch("ingest", state.work_waiting)
     app.on_partitions_assigned.connect(cast(Any, state.on_assigned))  # mode types handlers too narrowly
     app.on_partitions_revoked.connect(cast(Any, state.on_revoked))
     readiness.add_check("faust.partitions", state.problem)

@@ -22,7 +22,7 @@ from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig
 from streams.delivery.retry import RetryPolicy
 from streams.delivery.service import DeliveryService
 from streams.ingest import IngestStage
-from streams.obs import Readiness, process_metrics
+from streams.obs import Progress, Readiness, process_metrics
 from streams.topics import (
     TopicSpec,
     check_limits,
@@ -101,10 +101,8 @@ class RueckkanalWorker(faust.Worker):
             outbox_max_message_bytes=max_message_bytes(configs, t.outbox),
             dlq_max_message_bytes=max_message_bytes(configs, t.dlq),
         )
-        # The ingest writes a dead letter above this size as a stub; set only where the stage has the attribute.
-        # (IngestStage.record_limit comes with the stub writer; setattr keeps this typed on either side of it.)
-        if self.ingest is not None and hasattr(self.ingest, "record_limit"):
-            setattr(self.ingest, "record_limit", record_limit)  # noqa: B010
+        if self.ingest is not None:
+            self.ingest.record_limit = record_limit  # a dead letter above this size is written as a stub
         log.info("topics and limits checked", dlq_record_limit=record_limit)
 
     async def on_startup_finished(self) -> None:
@@ -131,7 +129,7 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
             policy=Policy(settings.ingest.lifecycle_policy),
         )
     if role in (Role.ALL, Role.DELIVERY):
-        services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics)))
+        services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics, pipeline.progress)))
     metrics.initialise(sources=[fv.name for fv in fachverfahren], portals=[settings.portal.name])
     source_topics = ingest.source_topics if ingest is not None else []
     payload_limits = {fv.name: fv.max_payload_bytes for fv in fachverfahren} if ingest is not None else {}
@@ -140,7 +138,9 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
     )
 
 
-def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics) -> DeliveryDispatcher:
+def build_dispatcher(
+    settings: Settings, readiness: Readiness, metrics: Metrics, progress: Progress | None = None
+) -> DeliveryDispatcher:
     d = settings.delivery
     config = DispatcherConfig(
         outbox_topic=settings.topics.outbox,
@@ -152,6 +152,7 @@ def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics)
         max_concurrent_requests=d.max_concurrent_requests,
         commit_interval_s=d.commit_interval_s,
         drain_deadline_s=d.drain_deadline_s,
+        max_request_size=settings.kafka.max_request_size,
     )
     retry = RetryPolicy(
         base_delay_s=d.retry_base_delay_s,
@@ -164,5 +165,5 @@ def build_dispatcher(settings: Settings, readiness: Readiness, metrics: Metrics)
     )
     portal = XoevHttpPortal(settings.portal)
     return DeliveryDispatcher(
-        config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness=readiness
+        config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness, progress
     )

@@ -29,15 +29,24 @@ from adapters.inbound.cloudevents import CloudEventsAdapter, CloudEventsMapping
 from adapters.inbound.mapped_json import JsonMapping, MappedJsonAdapter
 from adapters.inbound.mapped_xml import MappedXmlAdapter, XmlMapping
 from rueckkanal.errors import ConfigError
-from rueckkanal.model import URI_PATTERN
+from rueckkanal.model import LEISTUNG_PATTERN, URI_PATTERN
 
 Format = Literal["cloudevents", "mapped_json", "mapped_xml"]
 Mapping = Annotated[CloudEventsMapping | JsonMapping | XmlMapping, Field(discriminator="format")]
 _TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")  # Kafka's legal topic names
 
 
+class LeistungName(BaseModel):
+    """What a citizen calls a Leistung: the name on the status page, in the BundID mailbox and the status monitor."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    de: str = Field(min_length=1, max_length=100, description="the name in German, as the portal shows it")
+    en: str | None = Field(None, min_length=1, max_length=100, description="the name in English")
+
+
 class FachverfahrenConfig(BaseModel):
-    """One Fachverfahren: where its events arrive and how to read them."""
+    """One Fachverfahren: where its events arrive and how to read them, and the names of its Leistungen."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -48,6 +57,13 @@ class FachverfahrenConfig(BaseModel):
     format: Format
     mapping: Mapping
     max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, ge=1024, le=16 * 1024 * 1024)
+    leistungen: dict[Annotated[str, Field(pattern=LEISTUNG_PATTERN)], LeistungName] = Field(
+        default_factory=dict, description="Leistungsschlüssel (LeiKa/FIM) → the Leistung's name for citizens"
+    )
+
+    def leistung_name(self, leistung: str) -> LeistungName | None:
+        """The configured name of a Leistung of this Fachverfahren, or None."""
+        return self.leistungen.get(leistung)
 
     @model_validator(mode="before")
     @classmethod

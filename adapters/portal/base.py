@@ -3,12 +3,19 @@
 The delivery stage knows nothing about HTTP, XÖV answers or tokens. It hands an :class:`OutboundMessage` to
 :meth:`PortalAdapter.send` and gets back either a :class:`Receipt` or one of exactly two errors::
 
-    send(message) ──► Receipt(duplicate=False)   the portal took it
+    send(message) ──► Receipt(duplicate=False)   the portal took it: proven by its receipt (the XÖV Quittung,
+                                                 or the adapter's configured receipt rule where there is none)
                   ──► Receipt(duplicate=True)    the portal already had this nachrichtenUUID: also delivered
-                  ──► TransientDeliveryError     try again later (reason + optional retry_after seconds)
+                  ──► TransientDeliveryError     try again later (reason + optional retry_after seconds); an
+                                                 answer that is no proof of delivery and would be the same for
+                                                 every message (redirect, 404/405, a proxy page, a Quittung
+                                                 about another message) is ``portal_misconfigured``: the
+                                                 circuit opens, the DLQ stays empty
                   ──► PermanentDeliveryError     never try again (reason + the portal's Rückweisung code)
 
-Anything else escaping ``send`` is an adapter bug; the dispatcher treats it as transient so no message is lost.
+A Receipt is never returned on hope: an answer that does not prove delivery is an error. Anything else escaping
+``send`` is an adapter bug; the dispatcher counts it as a failure for the circuit breaker and retries the message
+within its budget like a transient error, so no message is lost and no breaker probe is left in flight.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from adapters.portal.httpbody import read_capped
 from rueckkanal.errors import Reason, TransientDeliveryError
 
 DEFAULT_EXPIRES_IN_S = 60.0
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,4096}=*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,8 @@ def _token_from(status: int, body: bytes | None) -> AccessToken:
     expires_in = document.get("expires_in", DEFAULT_EXPIRES_IN_S)
     if not isinstance(value, str) or not value or not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise TransientDeliveryError("token endpoint sent no bearer token", reason=Reason.PORTAL_UNAVAILABLE)
+    if not _B64TOKEN.fullmatch(value):  # RFC 6750 §2.1: anything else (CR/LF, spaces) must never become a header
+        raise TransientDeliveryError("token endpoint sent a malformed bearer token", reason=Reason.PORTAL_UNAVAILABLE)
     if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
         expires_in = DEFAULT_EXPIRES_IN_S
     return AccessToken(value=value, expires_in_s=float(expires_in))

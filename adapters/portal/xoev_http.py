@@ -1,7 +1,10 @@
 """The XÖV back channel over HTTP: POST a Statusmeldung 0100, read the Quittung 0190 or Rückweisung 0191.
 
 One request per message, ``Content-Type: application/xml``, ``Idempotency-Key: <nachrichtenUUID>`` and the W3C
-``traceparent`` when the message has one. The answer is read with a size cap, parsed with the core's safe parser
+``traceparent`` when the message has a valid one. Every header value is checked before it reaches aiohttp (the
+dispatcher checks the traceparent too; this is the last line): an invalid traceparent is left out, a
+nachrichtenUUID that is no header value is a permanent ``portal_client_error``. Redirects are never followed. The
+answer is read with a size cap, parsed with the core's safe parser
 and XSD check (:func:`rueckkanal.xoev.parse_portal_answer`) and routed by :mod:`adapters.portal.classify`.
 
 Auth (``portal.auth``): none; ``oauth2`` client credentials with a cached, single-flight token that is refreshed
@@ -13,6 +16,7 @@ Logs name the portal, the status and the nachrichtenUUID; never the message, the
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +30,14 @@ from adapters.portal.httpbody import read_capped
 from adapters.portal.oauth2 import ClientCredentials, TokenCache
 from adapters.portal.retry_after import parse_retry_after
 from adapters.portal.xoev_http_config import PortalAuth, PortalHttpConfig
-from rueckkanal.errors import ConfigError, Reason, RueckkanalError, TransientDeliveryError
+from rueckkanal.errors import ConfigError, PermanentDeliveryError, Reason, RueckkanalError, TransientDeliveryError
+from rueckkanal.tracecontext import valid_traceparent
 from rueckkanal.xoev import PortalAnswer, Quittung, parse_portal_answer
 
 log = structlog.get_logger("rueckkanal.portal")
+
+# Visible ASCII only: no CR/LF, no control characters, nothing aiohttp would refuse or a server would split on.
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +103,19 @@ class XoevHttpPortal(PortalAdapter):
         headers = {
             "Content-Type": "application/xml",
             "Accept": "application/xml",
-            "Idempotency-Key": message.nachrichten_uuid,
+            "Idempotency-Key": self._idempotency_key(message),
         }
-        if message.traceparent:
-            headers["traceparent"] = message.traceparent
+        if message.traceparent is not None:
+            traceparent = valid_traceparent(message.traceparent)
+            if traceparent is None:
+                log.warning(
+                    "invalid traceparent left out", portal=self.name, nachrichten_uuid=headers["Idempotency-Key"]
+                )
+            else:
+                headers["traceparent"] = traceparent
         if token is not None:
+            if not _HEADER_VALUE.fullmatch(token):  # the token cache checks too; a header must never carry CR/LF
+                raise TransientDeliveryError("token is not a valid header value", reason=Reason.PORTAL_UNAUTHORIZED)
             headers["Authorization"] = f"Bearer {token}"
         try:
             async with self._get_session().post(
@@ -114,17 +130,33 @@ class XoevHttpPortal(PortalAdapter):
                 f"portal connection failed ({type(exc).__name__})", reason=Reason.PORTAL_CONNECTION
             ) from None
 
+    @staticmethod
+    def _idempotency_key(message: OutboundMessage) -> str:
+        if not _HEADER_VALUE.fullmatch(message.nachrichten_uuid):
+            raise PermanentDeliveryError(
+                "nachrichtenUUID is not a valid header value", reason=Reason.PORTAL_CLIENT_ERROR, sent=False
+            )
+        return message.nachrichten_uuid
+
     def _classify(self, message: OutboundMessage, response: _Response) -> Receipt:
         now = datetime.now(UTC)
+        uuid = message.nachrichten_uuid
         if is_transient(response.status):
             retry_after = parse_retry_after(response.retry_after, now=now, cap_s=self.config.retry_after_cap_s)
-            return classify(response.status, None, retry_after=retry_after, received_at=now)
+            return classify(response.status, None, nachrichten_uuid=uuid, retry_after=retry_after, received_at=now)
         answer = self._answer(message, response)
         received_at = answer.eingangszeitpunkt if isinstance(answer, Quittung) else now
-        return classify(response.status, answer, retry_after=None, received_at=received_at)
+        return classify(
+            response.status,
+            answer,
+            nachrichten_uuid=uuid,
+            retry_after=None,
+            received_at=received_at,
+            receipt=self.config.receipt,
+        )
 
     def _answer(self, message: OutboundMessage, response: _Response) -> PortalAnswer | None:
-        """The parsed 0190/0191, or None for an empty, oversized or unreadable body (the status decides then)."""
+        """The parsed 0190/0191, or None for an empty, oversized or unreadable body (classify decides then)."""
         fields = {"portal": self.name, "status": response.status, "nachrichten_uuid": message.nachrichten_uuid}
         if response.body is None:
             log.warning("portal answer too large, not parsed", limit=self.config.max_response_bytes, **fields)

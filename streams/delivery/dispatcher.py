@@ -8,6 +8,13 @@
   gets a receipt record. While the circuit is open, all partitions are paused and no budget runs.
 * On revoke and on stop: stop fetching, let in-flight work finish within a deadline, commit what is done, abandon
   the rest (the next owner delivers it again; the portal recognises the nachrichtenUUID).
+* Nothing on the delivery path can stop it: every portal call ends with a verdict for the circuit breaker or
+  releases its half-open probe (an adapter that raises something unexpected counts as a failure), and an unexpected
+  exception while delivering, receipting or dead-lettering a message is logged and that message tried again with
+  backoff, at the head of its Vorgang's queue.
+* Only a valid W3C ``traceparent`` leaves for the portal; any other is dropped and counted.
+* Progress (``/healthz``): every portal verdict and every outcome is a step forward; messages queued while the
+  circuit is not open are work waiting (an open circuit waiting for its timer is expected, not a stall).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import time
+import traceback
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,21 +35,39 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from adapters.portal.base import OutboundMessage, PortalAdapter, Receipt
-from rueckkanal.errors import DeliveryError, Reason, RueckkanalError, TransientDeliveryError
+from rueckkanal.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    Reason,
+    RueckkanalError,
+    TransientDeliveryError,
+)
 from rueckkanal.metrics import CIRCUIT_STATES, Metrics
+from rueckkanal.tracecontext import valid_traceparent
 from streams import kafka_transport
 from streams.delivery.breaker import CircuitBreaker, CircuitState
 from streams.delivery.offsets import PartitionOffsets
 from streams.delivery.retry import RetryPolicy
-from streams.dlq import H_SOURCE, Origin, dead_letter_headers
+from streams.dlq import RECORD_HEADROOM, Origin, dead_letter_headers, estimated_size, record_refused, stub_record
+from streams.headers import (
+    H_NACHRICHTEN_UUID,
+    H_SEQUENCE,
+    H_SOURCE,
+    H_STATUS,
+    H_STATUS_TIME,
+    H_TRACEPARENT,
+    header_bytes,
+)
+from streams.headers import header as read_header
 from streams.logs import log_outcome
-from streams.obs import Readiness
+from streams.obs import Progress, Readiness
 from streams.partitioner import partition_for
 
 log = structlog.get_logger("rueckkanal.delivery")
 
 RECENT_UUIDS_PER_PARTITION = 20_000
 READY_CONDITION = "delivery.partitions"
+STAGE = "delivery"
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,7 @@ class DispatcherConfig:
     commit_interval_s: float = 1.0
     drain_deadline_s: float = 20.0
     fetch_max_records: int = 1000
+    max_request_size: int = 1_048_576  # the producer's limit; a dead letter above it is written as a stub
 
 
 @dataclass
@@ -66,6 +93,11 @@ class _Item:
     first_seen_wall: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.perf_counter)
     attempts: int = 0
+    message: OutboundMessage | None = None  # built once, with the traceparent checked
+    # The verdict, kept while its receipt or dead letter is written: a retry after an unexpected failure there
+    # resumes with the write instead of asking the portal again.
+    receipt: Receipt | None = None
+    failure: RueckkanalError | None = None
 
 
 class _Partition:
@@ -90,10 +122,13 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         readiness: Readiness | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.config = config
         self.readiness = readiness or Readiness()
         self.readiness.require(READY_CONDITION, "delivery consumer has no outbox partitions yet")
+        self.progress = progress or Progress()
+        self.progress.watch(STAGE, self._work_waiting)
         self.portal = portal
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
@@ -108,6 +143,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner: asyncio.Task[None] | None = None
         self._last_commit = 0.0
         self._labels = config.portal_name
+        self._last_failure: Reason | None = None  # named when the circuit opens: the operator's first clue
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -122,7 +158,12 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             isolation_level="read_committed",
         )
         self.producer = AIOKafkaProducer(
-            **self._kafka_options, acks="all", enable_idempotence=True, linger_ms=5, partitioner=partition_for
+            **self._kafka_options,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            partitioner=partition_for,
+            max_request_size=self.config.max_request_size,
         )
         await self.producer.start()
         await self.consumer.start()
@@ -133,8 +174,10 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     async def stop(self) -> None:
         """Stop fetching, drain within the deadline, commit what is done, close the clients."""
         self._stopping.set()
-        if self._runner is not None:
-            await self._runner
+        if self._runner is None:  # never started (the worker refused to start): nothing to drain or close
+            await self.portal.aclose()
+            return
+        await self._runner
         await self._drain(set(self._partitions))
         await self.consumer.stop()
         await self.producer.stop()
@@ -173,7 +216,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _accept(self, tp: TopicPartition, partition: _Partition, record: ConsumerRecord[bytes, bytes]) -> None:
         partition.offsets.start(record.offset)
-        uuid = _header(record, "nachrichtenUUID") or f"{tp.topic}/{tp.partition}/{record.offset}"
+        uuid = _header(record, H_NACHRICHTEN_UUID) or f"{tp.topic}/{tp.partition}/{record.offset}"
         item = _Item(record=record, tp=tp, nachrichten_uuid=uuid)
         key = (tp, record.key)
         queue = self._queues.setdefault(key, deque())
@@ -182,11 +225,13 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             self._tasks[key] = asyncio.create_task(self._drain_key(key))
 
     async def _drain_key(self, key: tuple[TopicPartition, bytes | None]) -> None:
+        """Finish the Vorgang's messages in order; its queue is dropped only when the task is cancelled (revoke,
+        stop), never because one message failed."""
         queue = self._queues[key]
         try:
             while queue:
                 item = queue[0]
-                await self._deliver(item)
+                await self._settle(item)
                 queue.popleft()
                 partition = self._partitions.get(item.tp)
                 if partition is not None:
@@ -195,10 +240,43 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             self._queues.pop(key, None)
             self._tasks.pop(key, None)
 
+    async def _settle(self, item: _Item) -> None:
+        """Deliver or dead-letter one message, however long it takes; only cancellation ends it unfinished.
+
+        An unexpected exception (a bug, a broken header, a full disk) is logged without payload and the same message
+        is tried again with backoff: nothing behind it in its Vorgang overtakes it, and other Vorgänge go on.
+        """
+        failures = 0
+        while True:
+            try:
+                await self._deliver(item)
+                return
+            except Exception as error:
+                failures += 1
+                record = item.record
+                log.error(
+                    "delivering a message failed unexpectedly, trying it again",
+                    portal=self._labels,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=type(error).__name__,
+                    where=_where(error),
+                    failures=failures,
+                )
+                await asyncio.sleep(self.retry.delay(failures))
+
     # -- one message ---------------------------------------------------------------------------------------
 
     async def _deliver(self, item: _Item) -> None:
         """Deliver or dead-letter one message; returns only when it is finished (or raises CancelledError)."""
+        message = self._message(item)
+        if item.receipt is not None:
+            await self._delivered(item, item.receipt)
+            return
+        if item.failure is not None:
+            await self._dead_letter(item, item.failure)
+            return
         partition = self._partitions.get(item.tp)
         if partition is not None and item.nachrichten_uuid in partition.delivered:
             self.metrics.deliveries.labels(self._labels, "duplicate").inc()
@@ -210,58 +288,98 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._wait_for_circuit()
             item.attempts += 1
             try:
-                receipt = await self._attempt(item)
+                receipt = await self._attempt(message)
             except TransientDeliveryError as error:
                 if failing_since is None:
                     failing_since, open_mark = time.monotonic(), self.breaker.current_open_total()
                 failing_for = time.monotonic() - failing_since - self.breaker.open_time_since(open_mark)
                 if self.retry.exhausted(failing_for):
+                    item.failure = error
                     await self._dead_letter(item, error)
                     return
                 await asyncio.sleep(self.retry.delay(item.attempts, error.retry_after))
             except DeliveryError as error:
+                item.failure = error
                 await self._dead_letter(item, error)
                 return
             else:
+                item.receipt = receipt
                 await self._delivered(item, receipt)
                 return
 
-    async def _attempt(self, item: _Item) -> Receipt:
-        message = OutboundMessage(
-            nachrichten_uuid=item.nachrichten_uuid,
-            vorgang_key=(item.record.key or b"").decode("utf-8", "replace"),
-            xml=item.record.value or b"",
-            traceparent=_header(item.record, "traceparent"),
-        )
-        started = time.perf_counter()
+    def _message(self, item: _Item) -> OutboundMessage:
+        """The request for this item, built once: a traceparent that is not valid W3C Trace Context is dropped
+        (and counted once per message), so no CR/LF or oversized header can reach the portal call."""
+        if item.message is None:
+            raw = _raw_header(item.record, H_TRACEPARENT)
+            traceparent = valid_traceparent(raw)
+            if raw is not None and traceparent is None:
+                self.metrics.traceparent_dropped.labels(STAGE).inc()
+            item.message = OutboundMessage(
+                nachrichten_uuid=item.nachrichten_uuid,
+                vorgang_key=(item.record.key or b"").decode("utf-8", "replace"),
+                xml=item.record.value or b"",
+                traceparent=traceparent,
+            )
+        return item.message
+
+    async def _attempt(self, message: OutboundMessage) -> Receipt:
+        """One portal call under the breaker's permission, which the caller holds.
+
+        Every way out tells the breaker: a verdict (success, or failure for a transient error and for any exception
+        the adapter should never raise), or, when cancelled before a verdict, the half-open probe is released.
+        """
         verdict_given = False
-        async with self._requests:
-            try:
-                receipt = await self.portal.send(message)
+        try:
+            async with self._requests:
+                started = time.perf_counter()
+                try:
+                    receipt = await self.portal.send(message)
+                finally:
+                    self.metrics.delivery_duration.labels(self._labels).observe(time.perf_counter() - started)
+        except TransientDeliveryError as error:
+            verdict_given = True
+            self._verdict("transient", error.reason)
+            raise
+        except PermanentDeliveryError as error:
+            if error.sent:  # the portal is up; it refused this one message
                 verdict_given = True
-            except TransientDeliveryError:
-                verdict_given = True
-                self.breaker.record_failure()
-                self.metrics.delivery_attempts.labels(self._labels, "transient").inc()
-                raise
-            except DeliveryError:
-                verdict_given = True
-                self.breaker.record_success()  # the portal is up; it refused this one message
-                self.metrics.delivery_attempts.labels(self._labels, "permanent").inc()
-                raise
-            except Exception as error:  # an adapter bug: retry like a transient failure, never lose the message
-                verdict_given = True
-                log.exception("portal adapter failed unexpectedly", portal=self._labels)
-                raise TransientDeliveryError(
-                    f"portal adapter raised {type(error).__name__}", reason=Reason.INTERNAL_ERROR
-                ) from None
-            finally:
-                if not verdict_given:
-                    self.breaker.release_probe()
-                self.metrics.delivery_duration.labels(self._labels).observe(time.perf_counter() - started)
-        self.breaker.record_success()
-        self.metrics.delivery_attempts.labels(self._labels, "success").inc()
+                self._verdict("permanent")
+            raise  # not sent: no verdict, the finally below releases a half-open probe
+        except DeliveryError:
+            verdict_given = True
+            self._verdict("permanent")
+            raise
+        except Exception as error:  # an adapter or request bug: a failure, retried within the budget, never lost
+            verdict_given = True
+            self._verdict("transient", Reason.INTERNAL_ERROR)
+            log.error(
+                "portal adapter failed unexpectedly",
+                portal=self._labels,
+                nachrichten_uuid=message.nachrichten_uuid,
+                error=type(error).__name__,
+                where=_where(error),
+            )
+            raise TransientDeliveryError(
+                f"portal adapter raised {type(error).__name__}", reason=Reason.INTERNAL_ERROR
+            ) from None
+        else:
+            verdict_given = True
+            self._verdict("success")
+        finally:
+            if not verdict_given:
+                self.breaker.release_probe()
         return receipt
+
+    def _verdict(self, result: str, reason: Reason | None = None) -> None:
+        """Tell the breaker, the metrics and the progress watch what one portal call came to."""
+        if result == "transient":
+            self._last_failure = reason
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
+        self.metrics.delivery_attempts.labels(self._labels, result).inc()
+        self.progress.advanced(STAGE)
 
     async def _wait_for_circuit(self) -> None:
         while not self.breaker.try_acquire():
@@ -273,8 +391,8 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         body = {
             "nachrichtenUUID": item.nachrichten_uuid,
             "vorgang": (record.key or b"").decode("utf-8", "replace"),
-            "status": _header(record, "status"),
-            "sequence": _int_or_none(_header(record, "rk.sequence")),
+            "status": _header(record, H_STATUS),
+            "sequence": _int_or_none(_header(record, H_SEQUENCE)),
             "portal": self._labels,
             "portal_receipt_id": receipt.portal_receipt_id,
             "duplicate": receipt.duplicate,
@@ -288,7 +406,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             partition.remember(item.nachrichten_uuid)
         outcome = "duplicate" if receipt.duplicate else "delivered"
         self.metrics.deliveries.labels(self._labels, outcome).inc()
-        status_time = _parse_time(_header(record, "rk.status_time"))
+        status_time = _parse_time(_header(record, H_STATUS_TIME))
         if status_time is not None:
             latency = (delivered_at - status_time).total_seconds()
             self.metrics.end_to_end_latency.labels(self._labels).observe(max(latency, 0.0))
@@ -297,15 +415,23 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _dead_letter(self, item: _Item, error: RueckkanalError) -> None:
         record = item.record
         origin = Origin(record.topic, record.partition, record.offset, record.timestamp)
-        headers = dead_letter_headers(
-            list(record.headers or ()), error, stage="delivery", origin=origin, attempts=item.attempts
-        )
-        await self._produce(self.config.dlq_topic, record.key, record.value, headers)
+        original = list(record.headers or ())
+        headers = dead_letter_headers(original, error, stage=STAGE, origin=origin, attempts=item.attempts)
+        limit = self.config.max_request_size - RECORD_HEADROOM
+        stub = stub_record(
+            record.key, record.value, original, error, stage=STAGE, origin=origin, record_limit=limit,
+            attempts=item.attempts,
+        )  # fmt: skip
+        if estimated_size(record.key, record.value, headers) > limit:
+            await self._produce(self.config.dlq_topic, *stub)
+        else:
+            await self._produce(self.config.dlq_topic, record.key, record.value, headers, refused=stub)
         self.metrics.deliveries.labels(self._labels, "dead_lettered").inc()
         self.metrics.dead_letters.labels("delivery", error.reason.value).inc()
         self._outcome(item, "dead_lettered", reason=error.reason.value, portal_code=getattr(error, "portal_code", None))
 
     def _outcome(self, item: _Item, outcome: str, **fields: Any) -> None:
+        self.progress.advanced(STAGE)
         record = item.record
         log_outcome(
             topic=record.topic,
@@ -315,7 +441,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             outcome=outcome,
             duration_ms=(time.perf_counter() - item.started) * 1000,
             vorgang_key=record.key,
-            traceparent=_header(record, "traceparent"),
+            traceparent=item.message.traceparent if item.message is not None else None,
             stage="delivery",
             portal=self._labels,
             attempts=item.attempts,
@@ -323,15 +449,30 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
     async def _produce(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        *,
+        refused: tuple[bytes | None, bytes | None, list[tuple[str, bytes]]] | None = None,
     ) -> None:
-        """Write a receipt or dead letter, retrying until Kafka takes it: a message is finished only when written."""
+        """Write a receipt or dead letter, retrying until Kafka takes it: a message is finished only when written.
+
+        A record Kafka refuses for what it is (too large) is written as ``refused`` instead, if given: retrying the
+        same record could never succeed.
+        """
         delay = 0.1
         while True:
             try:
                 await self.producer.send_and_wait(topic, value, key=key, headers=headers)
                 return
             except KafkaError as error:
+                if refused is not None and record_refused(error):
+                    log.warning("record refused by Kafka, writing its stub", topic=topic, error=type(error).__name__)
+                    key, value, headers = refused
+                    refused = None
+                    continue
                 log.error("cannot write to Kafka, retrying", topic=topic, error=type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -389,11 +530,16 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._partitions:
             self.readiness.ready(READY_CONDITION)
 
-    # -- gauges --------------------------------------------------------------------------------------------
+    # -- gauges and progress -------------------------------------------------------------------------------
+
+    def _work_waiting(self) -> bool:
+        """Messages are queued and the circuit is not open (open, they wait for its timer: expected)."""
+        return self.breaker.state is not CircuitState.OPEN and any(self._queues.values())
 
     def _on_circuit_change(self, state: CircuitState) -> None:
         self.metrics.circuit_state.labels(self._labels).set(CIRCUIT_STATES[state.value])
-        log.warning("circuit breaker changed", portal=self._labels, state=state.value)
+        reason = self._last_failure.value if state is CircuitState.OPEN and self._last_failure else None
+        log.warning("circuit breaker changed", portal=self._labels, state=state.value, reason=reason)
 
     def _update_gauges(self) -> None:
         in_flight = sum(p.offsets.in_flight for p in self._partitions.values())
@@ -413,10 +559,21 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
-    for key, value in record.headers or ():
-        if key == name:
-            return value.decode("utf-8", "replace") if value is not None else None
-    return None
+    return read_header(record.headers, name)
+
+
+def _raw_header(record: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
+    return header_bytes(record.headers, name)
+
+
+def _where(error: BaseException) -> str:
+    """Where an exception was raised, as ``file:line in function``: for the log line, without its message (which
+    may quote a value)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "unknown"
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
 
 
 def _int_or_none(text: str | None) -> int | None:

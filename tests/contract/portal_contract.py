@@ -7,7 +7,10 @@ permanently or throttle every request, and to heal it again. Every test here the
 * the same nachrichtenUUID again is delivered as a duplicate, with the same receipt id when the portal gives one;
 * a rejection is a :class:`PermanentDeliveryError` with reason ``portal_rejected`` and the portal's code;
 * throttling is a :class:`TransientDeliveryError` with reason ``portal_throttled`` and the portal's Retry-After,
-  and the message goes through once the portal recovers (nothing was stored while it failed).
+  and the message goes through once the portal recovers (nothing was stored while it failed);
+* a request that reaches something other than the back channel (a wrong path, a moved portal) is a
+  :class:`TransientDeliveryError` with reason ``portal_misconfigured`` (the circuit opens, no dead letter), never a
+  receipt, and the message goes through once the configuration is fixed.
 """
 
 from __future__ import annotations
@@ -81,8 +84,12 @@ class PortalHarness(abc.ABC):
         """The portal answers the next send of ``message`` with 429 and this Retry-After."""
 
     @abc.abstractmethod
+    async def misconfigure(self) -> None:
+        """From now on the adapter's requests reach something that is not the back channel (a wrong URL)."""
+
+    @abc.abstractmethod
     async def heal(self) -> None:
-        """Every rule and fault is gone."""
+        """Every rule, fault and misconfiguration is gone."""
 
 
 class PortalAdapterContract:
@@ -133,3 +140,15 @@ class PortalAdapterContract:
         assert caught.value.retriable
         await harness.heal()
         assert (await harness.adapter.send(message)).duplicate is False  # the failed attempt stored nothing
+
+    async def test_a_misconfigured_portal_opens_the_circuit_and_never_counts_as_delivered(
+        self, harness: PortalHarness
+    ) -> None:
+        message = statusmeldung()
+        await harness.misconfigure()
+        with pytest.raises(TransientDeliveryError) as caught:
+            await harness.adapter.send(message)
+        assert caught.value.reason is Reason.PORTAL_MISCONFIGURED
+        assert caught.value.retriable
+        await harness.heal()
+        assert (await harness.adapter.send(message)).duplicate is False  # nothing was stored meanwhile

@@ -4,7 +4,7 @@ import pytest
 
 from adapters.portal.base import OutboundMessage
 from adapters.portal.memory import InMemoryPortal
-from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
+from rueckkanal.errors import DeliveryError, PermanentDeliveryError, Reason, TransientDeliveryError
 from tests.contract.portal_contract import PortalAdapterContract, PortalHarness, vorgang_id_of
 
 
@@ -13,8 +13,11 @@ class MemoryHarness(PortalHarness):
         self.portal = InMemoryPortal(self._rules)
         self.adapter = self.portal
         self.rejected: dict[str, str] = {}
+        self.misconfigured = False
 
-    def _rules(self, message: OutboundMessage) -> PermanentDeliveryError | None:
+    def _rules(self, message: OutboundMessage) -> DeliveryError | None:
+        if self.misconfigured:
+            return TransientDeliveryError("404", reason=Reason.PORTAL_MISCONFIGURED)
         code = self.rejected.get(vorgang_id_of(message))
         return None if code is None else PermanentDeliveryError("rejected", portal_code=code)
 
@@ -25,8 +28,12 @@ class MemoryHarness(PortalHarness):
         error = TransientDeliveryError("429", reason=Reason.PORTAL_THROTTLED, retry_after=float(retry_after_s))
         self.portal.script(message.nachrichten_uuid, error)
 
+    async def misconfigure(self) -> None:
+        self.misconfigured = True
+
     async def heal(self) -> None:
         self.rejected.clear()
+        self.misconfigured = False
 
 
 class TestInMemoryPortal(PortalAdapterContract):

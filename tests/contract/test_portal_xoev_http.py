@@ -15,7 +15,17 @@ from tests.contract.portal_contract import PortalAdapterContract, PortalHarness
 class SimHarness(PortalHarness):
     def __init__(self, running: RunningPortal) -> None:
         self.running = running
-        self.adapter = XoevHttpPortal(PortalHttpConfig(name="sim", url=running.nachrichten_url))
+        self.configured = XoevHttpPortal(PortalHttpConfig(name="sim", url=running.nachrichten_url))
+        wrong = running.nachrichten_url.rsplit("/", 1)[0] + "/nachricht"  # a typo in the path: 404 from the portal
+        self.misconfigured = XoevHttpPortal(PortalHttpConfig(name="sim", url=wrong))
+        self.adapter = self.configured
+
+    async def misconfigure(self) -> None:
+        self.adapter = self.misconfigured
+
+    async def aclose(self) -> None:
+        await self.configured.aclose()
+        await self.misconfigured.aclose()
 
     async def reject_vorgang(self, vorgang_id: str, code: str) -> None:
         self.running.portal.faults.update({"reject_vorgang_pattern": vorgang_id, "reject_code": code})
@@ -25,6 +35,7 @@ class SimHarness(PortalHarness):
 
     async def heal(self) -> None:
         self.running.portal.faults.clear()
+        self.adapter = self.configured
 
 
 class TestXoevHttpAgainstPortalSim(PortalAdapterContract):
@@ -35,7 +46,7 @@ class TestXoevHttpAgainstPortalSim(PortalAdapterContract):
         async with started(SimConfig(port=0, duplicates=self.duplicates)) as running:
             harness = SimHarness(running)
             yield harness
-            await harness.adapter.aclose()
+            await harness.aclose()
 
 
 class TestXoevHttpAgainstPortalSimAnsweringS100(TestXoevHttpAgainstPortalSim):

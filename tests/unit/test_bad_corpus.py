@@ -25,6 +25,13 @@ REQUIRED_KINDS = {
     "xml-billion-laughs",
     "xml-external-entity",
     "xml-doctype",
+    "bidi-override-in-status-text",
+    "line-separator-in-status-text",
+    "zero-width-in-mapped-json",
+    "xml-bidi-character-reference",
+    "duplicate-key-in-data",
+    "duplicate-key-in-mapped-json",
+    "duplicate-key-in-headerless-envelope",
 }
 
 

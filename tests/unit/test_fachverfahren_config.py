@@ -71,3 +71,25 @@ def test_a_broken_file_names_its_problem(tmp_path: Path, yaml_text: str, expecte
 
 def test_a_missing_directory_is_reported(tmp_path: Path) -> None:
     assert "not a directory" in problems(tmp_path / "nowhere")[0]
+
+
+def test_every_shipped_fachverfahren_names_the_leistungen_of_its_examples() -> None:
+    """The status page, the mailbox and the status monitor show the Leistung by name, never by its key."""
+    import json
+
+    from adapters.inbound.config import load_fachverfahren
+    from rueckkanal.settings import PROJECT_ROOT
+
+    configs = {fv.name: fv for fv in load_fachverfahren(PROJECT_ROOT / "config" / "fachverfahren")}
+    for name, fv in configs.items():
+        keys = set(fv.leistungen)
+        fixed = getattr(fv.mapping, "leistung", None)
+        if fixed is not None:
+            assert fixed in keys, name
+        for example in (PROJECT_ROOT / "config" / "examples" / name).glob("*.json"):
+            value = json.loads(example.read_text(encoding="utf-8"))["value"]
+            leistung = value.get("leistung") if isinstance(value, dict) else None
+            if leistung is not None:
+                assert leistung in keys, (name, example.name)
+        assert fixed is not None or any((PROJECT_ROOT / "config" / "examples" / name).glob("*.json"))
+        assert all(1 <= len(n.de) <= 100 for n in fv.leistungen.values())

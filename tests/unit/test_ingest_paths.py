@@ -450,3 +450,27 @@ async def test_only_a_valid_traceparent_reaches_the_outbox(
     [outbox] = [w for w in written if w.topic == stage.pipeline.topics.outbox.get_topic_name()]
     assert outbox.header("traceparent") == ([traceparent] if passed else [])
     assert _sample(stage, "rueckkanal_traceparent_dropped_total", stage="ingest") == (0 if passed else 1)
+
+
+async def test_a_header_name_that_is_not_utf8_dead_letters_the_record_without_that_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer reads such a name with surrogateescape (streams/kafka_transport.py); no producer can write it."""
+    stage = _in_place(tmp_path)
+    batch = _on_its_partition(stage, "badkey")
+    victim = batch[2].message
+    unreadable = b"x-\xff\xfe".decode("utf-8", "surrogateescape")
+    victim.headers = [*victim.headers, (unreadable, b"v"), ("x-ok", b"1")]
+    written = _producer(stage, monkeypatch, set(range(PARTITIONS)))
+
+    await stage._batch(batch)
+
+    [letter] = _dead_letters(stage, written)
+    assert letter.header("rk.error.reason") == [b"invalid_encoding"]
+    assert letter.header("rk.original.offset") == [str(victim.offset).encode()]
+    assert letter.header("rk.original.headers_dropped") == [b"1"]
+    assert letter.header("x-ok") == [b"1"]
+    for name, _ in letter.headers:
+        name.encode("utf-8")  # every name can be written again
+    outbox = [w for w in written if w.topic == stage.pipeline.topics.outbox.get_topic_name()]
+    assert len(outbox) == len(batch) - 1

@@ -30,7 +30,7 @@ Secrets are never in here: they are files in RK_SECRETS_DIR.
   "app_id" .Values.config.appId
   "kafka" $kafka
   "topics" $topics
-  "web" (dict "port" (int .Values.web.port))
+  "web" (dict "port" (int .Values.web.port) "stall_after_s" .Values.web.stallAfterSeconds)
   "log" (dict "format" .Values.config.log.format "level" .Values.config.log.level)
   "ingest" (dict "lifecycle_policy" .Values.config.ingest.lifecyclePolicy)
   "delivery" (dict "drain_deadline_s" .Values.delivery.drainDeadlineSeconds)
@@ -38,7 +38,7 @@ Secrets are never in here: they are files in RK_SECRETS_DIR.
 }}
 {{- with .Values.portal }}
 {{- if .url }}
-{{- $portal := dict "name" .name "url" .url "auth" .auth }}
+{{- $portal := dict "name" .name "url" .url "auth" .auth "receipt" .receipt "allow_insecure_http" .allowInsecureHttp }}
 {{- if eq .auth "oauth2" }}
 {{- $oauth2 := dict "token_url" .oauth2.tokenUrl "client_id" .oauth2.clientId }}
 {{- if .oauth2.scope }}

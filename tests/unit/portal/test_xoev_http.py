@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from adapters.portal.sim.answers import Answers
 from adapters.portal.sim.config import SimConfig
 from adapters.portal.sim.faults import FaultSpec
 from adapters.portal.sim.server import RunningPortal, started
@@ -62,7 +64,7 @@ async def test_request_carries_content_type_idempotency_key_and_traceparent() ->
         return web.Response(status=204)
 
     message = statusmeldung(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-    async with server(capture) as url, adapter(url) as portal:
+    async with server(capture) as url, adapter(url, receipt="http_2xx") as portal:
         receipt = await portal.send(message)
     headers = seen[0].headers
     assert headers["Content-Type"] == "application/xml"
@@ -80,9 +82,50 @@ async def test_no_traceparent_header_without_trace_context() -> None:
         seen.append(request)
         return web.Response(status=200)
 
-    async with server(capture) as url, adapter(url) as portal:
+    async with server(capture) as url, adapter(url, receipt="http_2xx") as portal:
         await portal.send(statusmeldung())
     assert "traceparent" not in seen[0].headers
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nX-Injected: 1",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n",
+        "00-" + "a" * 100_000,
+        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
+        "not a traceparent",
+    ],
+)
+async def test_an_invalid_traceparent_never_reaches_the_request(traceparent: str) -> None:
+    """The adapter's own last line: whatever the caller passes, no CR/LF or oversized header is sent."""
+    seen: list[web.Request] = []
+
+    async def capture(request: web.Request) -> web.Response:
+        seen.append(request)
+        return web.Response(status=200)
+
+    async with server(capture) as url, adapter(url, receipt="http_2xx") as portal:
+        receipt = await portal.send(statusmeldung(traceparent=traceparent))
+    assert receipt.status_code == 200
+    assert "traceparent" not in seen[0].headers
+    assert "X-Injected" not in seen[0].headers
+
+
+async def test_a_nachrichten_uuid_that_is_no_header_value_is_permanent_and_never_sent() -> None:
+    seen: list[web.Request] = []
+
+    async def capture(request: web.Request) -> web.Response:
+        seen.append(request)
+        return web.Response(status=200)
+
+    message = statusmeldung()
+    broken = type(message)("uuid\r\nX-Injected: 1", message.vorgang_key, message.xml)
+    async with server(capture) as url, adapter(url) as portal:
+        with pytest.raises(PermanentDeliveryError) as caught:
+            await portal.send(broken)
+    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+    assert seen == []
 
 
 async def test_quittung_gives_receipt_id_and_the_portals_eingang(sim: RunningPortal) -> None:
@@ -165,18 +208,80 @@ async def test_messages_the_portal_cannot_take_are_permanent_with_its_code(
     assert sim.portal.counters["stored"] == 0
 
 
-async def test_redirects_are_not_followed() -> None:
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_redirects_are_not_followed_and_open_the_circuit(status: int) -> None:
+    followed: list[web.Request] = []
+
     async def redirect(request: web.Request) -> web.Response:
-        return web.Response(status=307, headers={"Location": "http://example.invalid/"})
+        return web.Response(status=status, headers={"Location": str(request.url.with_path("/elsewhere"))})
 
-    async with server(redirect) as url, adapter(url) as portal:
-        with pytest.raises(PermanentDeliveryError) as caught:
+    async def elsewhere(request: web.Request) -> web.Response:
+        followed.append(request)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/in", redirect)
+    app.router.add_route("*", "/elsewhere", elsewhere)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with adapter(f"http://127.0.0.1:{runner.addresses[0][1]}/in") as portal:
+            with pytest.raises(TransientDeliveryError) as caught:
+                await portal.send(statusmeldung())
+    finally:
+        await runner.cleanup()
+    assert caught.value.reason is Reason.PORTAL_MISCONFIGURED
+    assert followed == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (200, "<html><body>Bitte melden Sie sich an</body></html>", "text/html"),
+        (200, "", "application/xml"),
+        (204, "", "application/xml"),
+        (202, "<ok/>", "application/xml"),
+        (409, "<html>already there</html>", "text/html"),
+        (404, "<html>Not Found</html>", "text/html"),
+        (405, "", "text/plain"),
+    ],
+)
+async def test_answers_that_prove_nothing_are_a_misconfiguration(status: int, body: str, content_type: str) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type=content_type)
+
+    async with server(answer) as url, adapter(url) as portal:
+        with pytest.raises(TransientDeliveryError) as caught:
             await portal.send(statusmeldung())
-    assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
+    assert caught.value.reason is Reason.PORTAL_MISCONFIGURED
 
 
-@pytest.mark.parametrize(("status", "delivered"), [(200, True), (400, False)])
-async def test_oversized_answers_are_not_parsed_and_the_status_decides(status: int, delivered: bool) -> None:
+@pytest.mark.parametrize("status", [200, 409])
+async def test_a_quittung_about_another_message_is_a_misconfiguration(status: int) -> None:
+    other = statusmeldung()
+
+    async def answer(request: web.Request) -> web.Response:
+        return Answers().quittung(other.nachrichten_uuid, "Q-other", datetime.now(UTC), status=status)
+
+    async with server(answer) as url, adapter(url) as portal:
+        with pytest.raises(TransientDeliveryError) as caught:
+            await portal.send(statusmeldung())
+    assert caught.value.reason is Reason.PORTAL_MISCONFIGURED
+
+
+async def test_a_quittung_about_this_message_is_delivered_with_its_id() -> None:
+    async def answer(request: web.Request) -> web.Response:
+        uuid = request.headers["Idempotency-Key"]
+        return Answers().quittung(uuid, "Q-mine", datetime(2026, 3, 1, 12, tzinfo=UTC))
+
+    async with server(answer) as url, adapter(url) as portal:
+        receipt = await portal.send(statusmeldung())
+    assert (receipt.portal_receipt_id, receipt.duplicate) == ("Q-mine", False)
+
+
+@pytest.mark.parametrize(("status", "reason"), [(200, Reason.PORTAL_MISCONFIGURED), (400, None)])
+async def test_oversized_answers_are_not_parsed_and_prove_nothing(status: int, reason: Reason | None) -> None:
     async def huge(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(status=status)
         await response.prepare(request)
@@ -186,21 +291,14 @@ async def test_oversized_answers_are_not_parsed_and_the_status_decides(status: i
         return response
 
     async with server(huge) as url, adapter(url, max_response_bytes=64 * 1024) as portal:
-        if delivered:
-            assert (await portal.send(statusmeldung())).portal_receipt_id is None
+        if reason is not None:
+            with pytest.raises(TransientDeliveryError) as transient:
+                await portal.send(statusmeldung())
+            assert transient.value.reason is reason
         else:
             with pytest.raises(PermanentDeliveryError) as caught:
                 await portal.send(statusmeldung())
             assert caught.value.reason is Reason.PORTAL_CLIENT_ERROR
-
-
-async def test_unreadable_answer_with_409_is_still_a_duplicate() -> None:
-    async def conflict(request: web.Request) -> web.Response:
-        return web.Response(status=409, text="<html>already there</html>", content_type="text/html")
-
-    async with server(conflict) as url, adapter(url) as portal:
-        receipt = await portal.send(statusmeldung())
-    assert (receipt.duplicate, receipt.portal_receipt_id) == (True, None)
 
 
 async def test_pool_limit_and_timeouts_reach_the_session() -> None:
@@ -251,10 +349,37 @@ async def test_a_second_401_after_the_refresh_is_final() -> None:
     assert calls == {"token": 2, "post": 2}
 
 
-async def test_2xx_with_an_unreadable_body_is_delivered_without_receipt_id() -> None:
-    async def garbage(request: web.Request) -> web.Response:
-        return web.Response(status=200, text="<ok/>", content_type="application/xml")
+async def test_receipt_rule_http_2xx_takes_a_bare_2xx_as_delivered() -> None:
+    async def bare(request: web.Request) -> web.Response:
+        return web.Response(status=200)
 
-    async with server(garbage) as url, adapter(url) as portal:
+    async with server(bare) as url, adapter(url, receipt="http_2xx") as portal:
         receipt = await portal.send(statusmeldung())
     assert (receipt.duplicate, receipt.portal_receipt_id, receipt.status_code) == (False, None, 200)
+
+
+async def test_a_token_with_a_line_break_never_becomes_a_header() -> None:
+    posts: list[web.Request] = []
+
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "abc\r\nX-Injected: 1", "token_type": "Bearer", "expires_in": 300})
+
+    async def capture(request: web.Request) -> web.Response:
+        posts.append(request)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/token", token)
+    app.router.add_post("/in", capture)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    oauth2 = {"token_url": f"{base}/token", "client_id": "rk", "client_secret": "x"}
+    try:
+        async with adapter(f"{base}/in", auth="oauth2", oauth2=oauth2) as portal:
+            with pytest.raises(TransientDeliveryError):
+                await portal.send(statusmeldung())
+    finally:
+        await runner.cleanup()
+    assert posts == []
