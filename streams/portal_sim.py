@@ -47,6 +47,20 @@ def portal_sim_command(
     ] = 0,
     reject_vorgang_pattern: Annotated[str | None, typer.Option(rich_help_panel=_FAULTS)] = None,
     reject_code: Annotated[str, typer.Option(help="Rückweisungsgrund of that rule", rich_help_panel=_FAULTS)] = "X002",
+    redirect_rate: Annotated[float, typer.Option(help="share answered 3xx + Location", rich_help_panel=_FAULTS)] = 0.0,
+    redirect_status: Annotated[int, typer.Option(rich_help_panel=_FAULTS)] = 307,
+    not_found_rate: Annotated[float, typer.Option(help="share answered 404", rich_help_panel=_FAULTS)] = 0.0,
+    html_rate: Annotated[float, typer.Option(help="share answered 200 + HTML page", rich_help_panel=_FAULTS)] = 0.0,
+    store_then_hang_rate: Annotated[
+        float, typer.Option(help="share stored, then left unanswered", rich_help_panel=_FAULTS)
+    ] = 0.0,
+    hang_s: Annotated[float, typer.Option(help="longest hang of store-then-hang", rich_help_panel=_FAULTS)] = 60.0,
+    slow_body_rate: Annotated[float, typer.Option(help="share answered in slow pieces", rich_help_panel=_FAULTS)] = 0.0,
+    slow_body_chunk_bytes: Annotated[int, typer.Option(rich_help_panel=_FAULTS)] = 64,
+    slow_body_delay_ms: Annotated[int, typer.Option(rich_help_panel=_FAULTS)] = 20,
+    token_error_rate: Annotated[
+        float, typer.Option(help="share of token requests answered 5xx/garbage", rich_help_panel=_FAULTS)
+    ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="seed of the fault dice", rich_help_panel=_FAULTS)] = None,
     log_format: Annotated[LogFormat, typer.Option(help="json or console")] = LogFormat.JSON,
     log_level: Annotated[str, typer.Option()] = "INFO",
@@ -69,6 +83,16 @@ def portal_sim_command(
         "drop_rate": drop_rate,
         "reject_vorgang_pattern": reject_vorgang_pattern,
         "reject_code": reject_code,
+        "redirect_rate": redirect_rate,
+        "redirect_status": redirect_status,
+        "not_found_rate": not_found_rate,
+        "html_rate": html_rate,
+        "store_then_hang_rate": store_then_hang_rate,
+        "hang_s": hang_s,
+        "slow_body_rate": slow_body_rate,
+        "slow_body_chunk_bytes": slow_body_chunk_bytes,
+        "slow_body_delay_ms": slow_body_delay_ms,
+        "token_error_rate": token_error_rate,
         "seed": seed,
     }
     try:

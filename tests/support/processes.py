@@ -98,3 +98,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Supervised:
+    """A worker kept running as an orchestrator would: whenever it exits, a new one is started (after a pause).
+
+    ``exits`` records each exit code; ``current`` is the process running now. Call :meth:`check` often (it is
+    cheap): it restarts a worker that has exited. The exit codes say why, e.g. 75 (EX_TEMPFAIL) = Kafka unreachable.
+    """
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log_file: Path | None = None) -> None:
+        self.args, self.env, self.log_file = args, dict(env), log_file
+        self.exits: list[int] = []
+        self.current = CliProcess(args, env, log_file=log_file)
+        self._restart_at: float | None = None
+
+    def check(self) -> None:
+        code = self.current.proc.poll()
+        if code is None:
+            return
+        now = time.monotonic()
+        if self._restart_at is None:
+            self.exits.append(code)
+            self.current.terminate()
+            self._restart_at = now + 1.0  # an orchestrator's back-off before the next start
+        if now >= self._restart_at:
+            self._restart_at = None
+            self.current = CliProcess(self.args, self.env, log_file=self.log_file)
+
+    def terminate(self) -> int:
+        """SIGTERM the current worker; SIGKILL it if it has not stopped within a minute (never leave it behind)."""
+        try:
+            return self.current.terminate()
+        except subprocess.TimeoutExpired:
+            self.current.kill()
+            raise

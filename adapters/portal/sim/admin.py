@@ -7,7 +7,9 @@
 ``DELETE /admin/faults``               clear every fault
 ``POST /admin/tokens/revoke``          forget every issued OAuth2 token: ``{"revoked": n}``
 ``GET /admin/stats``                   counters: requests, stored, duplicate, refused, rejected,
-                                       unauthorised, dropped, outage, throttled, error, tokens_issued
+                                       unauthorised, dropped, outage, throttled, error, redirect,
+                                       not_found, html, store_then_hang, slow_body, token_error,
+                                       tokens_issued
 ``GET /nachrichten?vorgang=ID``        the Vorgang's messages in arrival order (``&fachverfahren=URI``)
 ``GET /nachrichten/{uuid}``            one message, 404 if unknown
 ``GET /vorgaenge/{id}``                the current status; 404 unknown, 409 if the id exists in several

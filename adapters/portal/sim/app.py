@@ -5,7 +5,8 @@ In order, each step able to end the request (nothing is stored unless every step
 ==========================================  ===========================================================
 step                                        answer when it ends the request
 ==========================================  ===========================================================
-fault injection (see faults.py)             dropped connection, 503 (Retry-After), 429 (Retry-After), 5xx
+fault injection (see faults.py)             dropped connection, 503 (Retry-After), 429 (Retry-After), 5xx,
+                                            3xx with Location, 404, 200 with an HTML page
 OAuth2 bearer check, if configured          401 ``{"error": "invalid_token"}``
 Content-Type application/xml or text/xml    415
 body size limit                             413 + Rückweisung X005
@@ -14,6 +15,9 @@ reject rule on the vorgangsID               422 + Rückweisung ``reject_code`` (
 store: new nachrichtenUUID                  200 + Quittung 0190 (quittungsID = portal receipt id)
 store: known nachrichtenUUID                409 + the original Quittung, or 200 + Rückweisung S100
 ==========================================  ===========================================================
+
+Store-then-hang and slow body change only how the answer above leaves: not at all (the connection is held until
+the client gives up or ``hang_s`` passes, then closed), or in small delayed pieces.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from aiohttp import web
 
 from adapters.portal.sim.answers import Answers
 from adapters.portal.sim.config import DuplicateAnswer, SimConfig
-from adapters.portal.sim.faults import Faults
+from adapters.portal.sim.faults import Faults, TokenFault, Verdict
 from adapters.portal.sim.inbound import Refused, bezug_for, read_statusmeldung
 from adapters.portal.sim.oauth import TokenIssuer, unauthorised
 from adapters.portal.sim.store import Incoming, SimStore
@@ -62,12 +66,66 @@ class Portal:
         if verdict.drop:
             _drop_connection(request)
             return web.Response(status=500)  # never reaches the client: the transport is gone
+        if verdict.html:
+            return web.Response(status=200, text=_PROXY_PAGE, content_type="text/html")
         if verdict.status is not None:
-            headers = {"Retry-After": verdict.retry_after} if verdict.retry_after else None
+            headers = {"Retry-After": verdict.retry_after} if verdict.retry_after else {}
+            if verdict.location is not None:
+                headers["Location"] = verdict.location
             return web.Response(status=verdict.status, text=f"portal-sim: {verdict.fault}", headers=headers)
         if self.tokens is not None and not self.tokens.authorised(request):
             return self._count("unauthorised", unauthorised())
-        return await self._message(request)
+        answer = await self._message(request)
+        return await self._deliver_answer(request, verdict, answer)
+
+    async def token(self, request: web.Request) -> web.Response:
+        """The OAuth2 token endpoint, flapping as the faults say (``token_error_rate``)."""
+        if self.tokens is None:
+            raise web.HTTPNotFound()
+        fault = self.faults.token_fault()
+        if fault is None:
+            return await self.tokens.token_endpoint(request)
+        self.counters["token_error"] += 1
+        if fault is TokenFault.SERVER_ERROR:
+            return web.Response(status=503 if self.counters["token_error"] % 2 else 500, text="portal-sim: token")
+        if fault is TokenFault.HTML:
+            return web.Response(status=200, text=_PROXY_PAGE, content_type="text/html")
+        if fault is TokenFault.TRUNCATED:
+            return web.Response(status=200, text='{"access_token": "tr', content_type="application/json")
+        return web.json_response({"token_type": "Bearer", "expires_in": 300})
+
+    async def _deliver_answer(
+        self, request: web.Request, verdict: Verdict, answer: web.StreamResponse
+    ) -> web.StreamResponse:
+        if verdict.hang:
+            await self._hang(request)
+            return answer  # never reaches the client: the transport is gone
+        if verdict.slow_body and isinstance(answer, web.Response) and isinstance(answer.body, bytes):
+            return await self._slowly(request, answer, answer.body)
+        return answer
+
+    async def _hang(self, request: web.Request) -> None:
+        """Hold the connection without a byte of answer until the client gives up or ``hang_s`` has passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.faults.spec.hang_s
+        while loop.time() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(0.05)  # the simulated hang itself, checking for the client's hang-up
+        _drop_connection(request)
+
+    async def _slowly(self, request: web.Request, answer: web.Response, body: bytes) -> web.StreamResponse:
+        spec = self.faults.spec
+        stream = web.StreamResponse(status=answer.status)
+        stream.content_type = answer.content_type
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        for start in range(0, len(body), spec.slow_body_chunk_bytes):
+            await asyncio.sleep(spec.slow_body_delay_ms / 1000)  # the simulated slow link
+            await stream.write(body[start : start + spec.slow_body_chunk_bytes])
+        await stream.write_eof()
+        return stream
 
     async def _message(self, request: web.Request) -> web.StreamResponse:
         idempotency_key = request.headers.get("Idempotency-Key")
@@ -112,5 +170,11 @@ def _drop_connection(request: web.Request) -> None:
     if transport is not None:
         transport.abort()
 
+
+_PROXY_PAGE = (
+    "<!DOCTYPE html><html><head><title>Anmeldung erforderlich</title></head>"
+    "<body><h1>Bitte melden Sie sich an</h1><p>Dieser Dienst ist nur über das Behördennetz erreichbar.</p>"
+    "</body></html>"
+)
 
 PORTAL_KEY = web.AppKey("portal", Portal)

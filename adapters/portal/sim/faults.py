@@ -2,11 +2,19 @@
 
 The same :class:`FaultSpec` comes from CLI flags at start and from ``POST /admin/faults`` at run time (the JSON
 keys are the field names; a POST changes only the keys it names, ``DELETE /admin/faults`` clears everything).
-Faults are decided before the message is stored, so a failed request leaves no trace in the portal's store.
+Faults are decided before the message is stored, so a failed request leaves no trace in the portal's store, with
+two exceptions that act on the answer of a message that went through: store-then-hang and slow body.
 
 Per request, in this order: latency (uniform between min and max, fixed when equal), dropped connection,
-outage (503), throttling (429), random server error (``error_status``). A message whose vorgangsID matches
-``reject_vorgang_pattern`` (full match) is refused with Rückweisung ``reject_code`` after it was parsed.
+outage (503), throttling (429), random server error (``error_status``), redirect (``redirect_status`` with a
+Location), 404, an HTML page with status 200 (a proxy or login page in front of the portal); then, for a request
+that passes all of these, store-then-hang (the message is stored, the answer never comes: the connection is held
+for ``hang_s`` and closed, so the client times out) or slow body (the answer in ``slow_body_chunk_bytes`` pieces,
+``slow_body_delay_ms`` apart). A message whose vorgangsID matches ``reject_vorgang_pattern`` (full match) is
+refused with Rückweisung ``reject_code`` after it was parsed.
+
+The OAuth2 token endpoint flaps with ``token_error_rate``: such a token request is answered with a 5xx or with a
+200 whose body is no token answer (HTML, truncated JSON, JSON without ``access_token``), chosen at random.
 """
 
 from __future__ import annotations
@@ -48,6 +56,16 @@ class FaultSpec(BaseModel):
     drop_rate: float = Field(0.0, ge=0, le=1, description="close the connection without any answer")
     reject_vorgang_pattern: str | None = Field(None, max_length=200, description="regex, full match on vorgangsID")
     reject_code: str = Field("X002", description="Rückweisungsgrund for reject_vorgang_pattern")
+    redirect_rate: float = Field(0.0, ge=0, le=1, description="answer redirect_status with a Location")
+    redirect_status: int = Field(307, ge=300, le=399)
+    not_found_rate: float = Field(0.0, ge=0, le=1, description="answer 404, as a wrong URL would")
+    html_rate: float = Field(0.0, ge=0, le=1, description="answer 200 with an HTML page (a proxy in front)")
+    store_then_hang_rate: float = Field(0.0, ge=0, le=1, description="store the message, then never answer")
+    hang_s: float = Field(60.0, gt=0, le=3600, description="how long a store-then-hang holds the connection")
+    slow_body_rate: float = Field(0.0, ge=0, le=1, description="send the answer in small, delayed pieces")
+    slow_body_chunk_bytes: int = Field(64, ge=1, le=65_536)
+    slow_body_delay_ms: int = Field(20, ge=0, le=60_000, description="pause before each piece of a slow body")
+    token_error_rate: float = Field(0.0, ge=0, le=1, description="token requests answered 5xx or with garbage")
     seed: int | None = Field(None, description="seed of the random draws, for reproducible runs")
 
     @field_validator("reject_vorgang_pattern")
@@ -78,7 +96,9 @@ class FaultSpec(BaseModel):
 class Verdict:
     """What to do with one request before reading it: wait, then drop it, answer ``status``, or go on.
 
-    ``fault`` names the fault that fired (dropped, outage, throttled, error) for the portal's counters.
+    ``fault`` names the fault that fired (dropped, outage, throttled, error, redirect, not_found, html,
+    store_then_hang, slow_body) for the portal's counters. ``hang`` and ``slow_body`` act on the answer of a
+    message that is processed (and stored) as usual.
     """
 
     delay_s: float
@@ -86,6 +106,23 @@ class Verdict:
     status: int | None = None
     retry_after: str | None = None
     fault: str | None = None
+    location: str | None = None
+    html: bool = False
+    hang: bool = False
+    slow_body: bool = False
+
+
+class TokenFault(StrEnum):
+    """How a flapping token endpoint answers instead of a token."""
+
+    SERVER_ERROR = "server_error"  # 500 or 503
+    HTML = "html"  # 200 text/html
+    TRUNCATED = "truncated"  # 200 application/json, cut off mid-object
+    NO_TOKEN = "no_token"  # noqa: S105  # a fault's name, not a secret; 200 application/json without access_token
+
+
+_TOKEN_FAULTS = tuple(TokenFault)
+REDIRECT_LOCATION = "/moved/rueckkanal/v1/nachrichten"
 
 
 class Faults:
@@ -134,7 +171,23 @@ class Faults:
             return Verdict(delay_s, status=429, retry_after=self._retry_after(), fault="throttled")
         if self._hit(spec.error_rate):
             return Verdict(delay_s, status=spec.error_status, fault="error")
+        if self._hit(spec.redirect_rate):
+            return Verdict(delay_s, status=spec.redirect_status, location=REDIRECT_LOCATION, fault="redirect")
+        if self._hit(spec.not_found_rate):
+            return Verdict(delay_s, status=404, fault="not_found")
+        if self._hit(spec.html_rate):
+            return Verdict(delay_s, status=200, html=True, fault="html")
+        if self._hit(spec.store_then_hang_rate):
+            return Verdict(delay_s, hang=True, fault="store_then_hang")
+        if self._hit(spec.slow_body_rate):
+            return Verdict(delay_s, slow_body=True, fault="slow_body")
         return Verdict(delay_s)
+
+    def token_fault(self) -> TokenFault | None:
+        """How the token endpoint misbehaves on this request, if it does."""
+        if self._hit(self._spec.token_error_rate):
+            return self._rng.choice(_TOKEN_FAULTS)
+        return None
 
     def rejection(self, vorgangs_id: str) -> str | None:
         """The Rückweisungsgrund for this Vorgang, if the reject rule matches it."""

@@ -45,7 +45,7 @@ def create_app(portal: Portal) -> web.Application:
     app[PORTAL_KEY] = portal
     app.router.add_post(NACHRICHTEN_PATH, portal.receive)
     if portal.tokens is not None:
-        app.router.add_post(TOKEN_PATH, portal.tokens.token_endpoint)
+        app.router.add_post(TOKEN_PATH, portal.token)
     admin.add_routes(app)
     status_page.add_routes(app)
     return app
