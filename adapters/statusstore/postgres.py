@@ -126,6 +126,17 @@ class PostgresStatusStore:
         )
         return int(result.split()[-1])
 
+    async def unpublished(self, vorgang_keys: Sequence[str]) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT vorgang_key FROM vorgang WHERE vorgang_key = ANY($1::text[]) AND link_published_at IS NULL "
+            "ORDER BY vorgang_key",
+            sorted(set(vorgang_keys)),
+        )
+        return [row["vorgang_key"] for row in rows]
+
+    async def mark_published(self, vorgang_key: str, at: datetime) -> None:
+        await self._pool.execute("UPDATE vorgang SET link_published_at = $1 WHERE vorgang_key = $2", at, vorgang_key)
+
     async def count_statuses(self) -> int:
         return int(await self._pool.fetchval("SELECT count(*) FROM status"))
 

@@ -151,6 +151,28 @@ class SqliteStatusStore:
         )
         return cursor.rowcount
 
+    async def unpublished(self, vorgang_keys: Sequence[str]) -> list[str]:
+        keys = sorted(set(vorgang_keys))
+
+        def work(db: sqlite3.Connection) -> list[str]:
+            found = []
+            for key in keys:
+                row = db.execute(
+                    "SELECT 1 FROM vorgang WHERE vorgang_key = ? AND link_published_at IS NULL", (key,)
+                ).fetchone()
+                if row is not None:
+                    found.append(key)
+            return found
+
+        return await self._run(work)
+
+    async def mark_published(self, vorgang_key: str, at: datetime) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE vorgang SET link_published_at = ? WHERE vorgang_key = ?", (_ts(at), vorgang_key)
+            )
+        )
+
     async def count_statuses(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM status").fetchone())
         return int(row[0])

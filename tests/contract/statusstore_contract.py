@@ -10,7 +10,8 @@ database, as a second replica would have). What holds for each backend:
 * the Vorgang becomes final when its highest-numbered status is terminal; a late, lower-numbered status changes
   nothing; a Widerspruch (430) after the final status opens it again;
 * a token digest points at its Vorgang; revoking marks it, once; revoking a Vorgang revokes all its tokens;
-* an unknown digest points nowhere.
+* an unknown digest points nowhere;
+* a Vorgang is "unpublished" until its tracking link is marked as sent.
 """
 
 from __future__ import annotations
@@ -116,3 +117,9 @@ class StatusStoreContract:
         with pytest.raises(Exception):  # noqa: B017, PT011  # each driver has its own integrity error
             await store.add_token("urn:test|B", "d1", T0)
         assert (await store.link("d1")).vorgang_key == "urn:test|A"  # type: ignore[union-attr]
+
+    async def test_vorgaenge_without_a_published_link_are_found_until_marked(self, store: StatusStore) -> None:
+        await store.apply([status("A", 1, "100"), status("B", 1, "100")], T0)
+        assert await store.unpublished(["urn:test|B", "urn:test|A", "urn:test|C"]) == ["urn:test|A", "urn:test|B"]
+        await store.mark_published("urn:test|A", T0)
+        assert await store.unpublished(["urn:test|A", "urn:test|B"]) == ["urn:test|B"]

@@ -2,7 +2,8 @@
 CREATE TABLE vorgang (
     vorgang_key TEXT PRIMARY KEY,
     last_sequence INTEGER NOT NULL,
-    final_at TEXT -- when the status that made the Vorgang final arrived here; NULL while it is open
+    final_at TEXT, -- when the status that made the Vorgang final arrived here; NULL while it is open
+    link_published_at TEXT -- when a tracking link for it went to the tracking topic
 );
 CREATE TABLE status (
     nachrichten_uuid TEXT PRIMARY KEY, -- a redelivered message is the same row: never a second timeline entry
