@@ -161,7 +161,9 @@ def _bic(value: object) -> object:
 # The payee's account (the authority's, never the citizen's): shapes as in the XSD types IBAN, BIC, Kassenzeichen.
 Iban = Annotated[str, BeforeValidator(_iban), Field(pattern=r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")]
 Bic = Annotated[str, BeforeValidator(_bic), Field(pattern=r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?$")]
-Kassenzeichen = Annotated[str, Field(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9]([A-Za-z0-9 ./\-]*[A-Za-z0-9])?$")]
+Kassenzeichen = Annotated[
+    str, Field(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9]([A-Za-z0-9 ./\-]*[A-Za-z0-9])?$")
+]
 Line70 = Annotated[str, CitizenText, Field(min_length=1, max_length=70, pattern=LINE_PATTERN)]
 
 

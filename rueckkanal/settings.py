@@ -336,7 +336,9 @@ class StatusWebSettings(_Section):
     accessibility_contact_phone: str | None = Field("0341 123-0", max_length=40)
     accessibility_statement_date: date = date(2026, 3, 1)
     enforcement_url: HttpUrl = HttpUrl("https://www.behindertenbeauftragter.sachsen.de/")
-    enforcement_name: str = "Beauftragter der Sächsischen Staatsregierung für die Belange von Menschen mit Behinderungen"
+    enforcement_name: str = (
+        "Beauftragter der Sächsischen Staatsregierung für die Belange von Menschen mit Behinderungen"
+    )
     widerspruch: WiderspruchSettings = WiderspruchSettings()
     widerspruch_per_leistung: dict[str, WiderspruchSettings] = Field(
         default_factory=dict, description="Leistungsschlüssel → form and text, where they differ from the default"

@@ -18,9 +18,9 @@ status, counted from when that status arrived here (a Fachverfahren's clock and 
 from __future__ import annotations
 
 import base64
-import json
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Iterable
@@ -114,17 +114,16 @@ def status_from_message(xml: bytes, *, fachverfahren: str) -> StoredStatus:
         raise EventInvalid("outbox message is not a Statusmeldung (0100)", reason=Reason.SCHEMA_INVALID)
     vorgang = root.find("vorgang")
     ereignis = root.find("statusereignis")
-    assert vorgang is not None and ereignis is not None  # required by the XSD
+    if vorgang is None or ereignis is None:  # required by the XSD
+        raise EventInvalid("Statusmeldung without vorgang or statusereignis", reason=Reason.SCHEMA_INVALID)
     source = vorgang.findtext("fachverfahren", "")
     zahlung = ereignis.find("zahlung")
     payment = None
     if zahlung is not None:
-        betrag = zahlung.find("betrag")
-        assert betrag is not None
         faelligkeit = zahlung.findtext("faelligkeit")
         payment = Payment(
-            betrag=Decimal(betrag.text or "0"),
-            waehrung=betrag.get("waehrung", "EUR"),
+            betrag=Decimal(zahlung.findtext("betrag", "0")),
+            waehrung=zahlung.find("betrag").get("waehrung", "EUR"),  # type: ignore[union-attr]  # XSD
             verwendungszweck=zahlung.findtext("verwendungszweck", ""),
             zahlungs_url=zahlung.findtext("zahlungsURL"),
             faelligkeit=date.fromisoformat(faelligkeit) if faelligkeit else None,

@@ -60,7 +60,9 @@ class PostgresStatusStore:
                         continue
                     await conn.execute(migration.sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", migration.version, migration.name
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
                     )
                     applied.append(migration.version)
         return applied
@@ -115,9 +117,7 @@ class PostgresStatusStore:
 
     async def revoke(self, digest: str, at: datetime) -> bool:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE token SET revoked_at = $1 WHERE digest = $2 AND revoked_at IS NULL", at, digest
-            )
+            await conn.execute("UPDATE token SET revoked_at = $1 WHERE digest = $2 AND revoked_at IS NULL", at, digest)
             return bool(await conn.fetchval("SELECT 1 FROM token WHERE digest = $1", digest))
 
     async def revoke_vorgang(self, vorgang_key: str, at: datetime) -> int:

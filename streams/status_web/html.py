@@ -21,9 +21,37 @@ from streams.status_web.texts import Lang, ui
 
 _MONTHS = {
     Lang.DE: (
-        "Januar Februar März April Mai Juni Juli August September Oktober November Dezember".split(),
+        [
+            "Januar",
+            "Februar",
+            "März",
+            "April",
+            "Mai",
+            "Juni",
+            "Juli",
+            "August",
+            "September",
+            "Oktober",
+            "November",
+            "Dezember",
+        ],
     ),
-    Lang.EN: ("January February March April May June July August September October November December".split(),),
+    Lang.EN: (
+        [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ],
+    ),
 }
 
 
@@ -36,7 +64,9 @@ def long_date(day: date, lang: Lang) -> str:
 def long_time(moment: datetime, lang: Lang) -> str:
     """6. März 2024, 09:31 Uhr / 6 March 2024, 09:31 (in the zone the Fachverfahren reported)."""
     clock = moment.strftime("%H:%M")
-    return f"{long_date(moment.date(), lang)}, {clock} Uhr" if lang is Lang.DE else f"{long_date(moment, lang)}, {clock}"
+    return (
+        f"{long_date(moment.date(), lang)}, {clock} Uhr" if lang is Lang.DE else f"{long_date(moment, lang)}, {clock}"
+    )
 
 
 def money(amount: Decimal, currency: str, lang: Lang) -> str:
@@ -127,7 +157,9 @@ def status_page(layout: Layout, page: StatusPage, base: str) -> str:
             f'<h2 id="weiter">{escape(ui("next", lang))}</h2><p>{escape(current.next)}</p>'
         )
         if page.payment is not None:
-            parts.append(f'<p><a class="action" href="{base}/zahlung?lang={lang.value}">{escape(ui("pay_link", lang))}</a></p>')
+            parts.append(
+                f'<p><a class="action" href="{base}/zahlung?lang={lang.value}">{escape(ui("pay_link", lang))}</a></p>'
+            )
         if page.widerspruch is not None:
             parts.append(
                 f'<p><a class="action" href="{base}/widerspruch?lang={lang.value}">'
@@ -142,11 +174,7 @@ def status_page(layout: Layout, page: StatusPage, base: str) -> str:
                 f"<li{marker}>"
                 f'<span class="when">{_time(entry.when, long_date(entry.when.date(), lang))}</span> '
                 f'<span class="what">{escape(entry.title)}</span>'
-                + (
-                    f' <span class="frist">({escape(ui("frist", lang))}: {_time(entry.frist, long_date(entry.frist, lang))})</span>'
-                    if entry.frist is not None
-                    else ""
-                )
+                + (_frist_note(entry.frist, lang) if entry.frist is not None else "")
                 + "</li>"
             )
         parts.append(
@@ -174,14 +202,12 @@ def payment_page(layout: Layout, page: StatusPage, payment: Payment, transfer: T
     if payment.zahlungs_url is not None:
         parts.append(
             f'<p><a class="action" href="{escape(payment.zahlungs_url)}" rel="noreferrer">'
-            f"{escape(ui('pay_online', lang))}</a></p><p class=\"hint\">{escape(ui('pay_online_note', lang))}</p>"
+            f'{escape(ui("pay_online", lang))}</a></p><p class="hint">{escape(ui("pay_online_note", lang))}</p>'
         )
     if payment.iban is not None:
         parts.append(f"<h3>{escape(ui('pay_transfer', lang))}</h3>")
         if transfer is not None:
-            alt = ui("pay_girocode_alt", lang).format(
-                amount=amount, name=transfer.name, remittance=transfer.remittance
-            )
+            alt = ui("pay_girocode_alt", lang).format(amount=amount, name=transfer.name, remittance=transfer.remittance)
             parts.append(
                 f"<p>{escape(ui('pay_girocode', lang))}</p>"
                 f'<p class="qr"><img src="{base}/girocode.svg" alt="{escape(alt)}" width="232" height="232"></p>'
@@ -210,7 +236,8 @@ def payment_page(layout: Layout, page: StatusPage, payment: Payment, transfer: T
 def widerspruch_page(layout: Layout, page: StatusPage, base: str) -> str:
     lang = page.lang
     widerspruch = page.widerspruch
-    assert widerspruch is not None
+    if widerspruch is None:
+        raise ValueError("a Widerspruch page needs a decision")
     heading = ui("widerspruch_heading", lang)
     parts = [f"<h1>{escape(heading)}</h1>"]
     if page.leistung:
@@ -226,7 +253,7 @@ def widerspruch_page(layout: Layout, page: StatusPage, base: str) -> str:
         parts.append(f"<p>{escape(ui('widerspruch_deadline_default', lang))}</p>")
     parts.append(
         f'<p><a class="action" href="{escape(widerspruch.form_url)}" rel="noreferrer">'
-        f"{escape(ui('widerspruch_form', lang))}</a></p><p class=\"hint\">{escape(ui('widerspruch_form_note', lang))}</p>"
+        f'{escape(ui("widerspruch_form", lang))}</a></p><p class="hint">{escape(ui("widerspruch_form_note", lang))}</p>'
     )
     note = ui("rechtsbehelf_lang_note", lang)
     parts.append(
@@ -256,6 +283,10 @@ def too_many_page(layout: Layout) -> str:
     return layout.page(Lang.DE, ui("too_many_title", Lang.DE), de + en, switch_href=None)
 
 
+def _frist_note(frist: date, lang: Lang) -> str:
+    return f' <span class="frist">({escape(ui("frist", lang))}: {_time(frist, long_date(frist, lang))})</span>'
+
+
 def _other(lang: Lang) -> str:
     return (Lang.EN if lang is Lang.DE else Lang.DE).value
 
@@ -265,8 +296,9 @@ def ics_for(payment: Payment, title: str, url: str, uid: str, stamp: datetime) -
 
     ``uid`` must not reveal the token; lines are folded at 75 octets and end in CRLF as the RFC requires.
     """
-    assert payment.faelligkeit is not None
     due = payment.faelligkeit
+    if due is None:
+        raise ValueError("a calendar entry needs a due date")
     end = date.fromordinal(due.toordinal() + 1)
     amount = money(payment.betrag, payment.waehrung, Lang.DE)
     summary = f"{title}: {amount} bezahlen"
@@ -304,7 +336,8 @@ def _ics_text(text: str) -> str:
 
 def _fold(line: str) -> bytes:
     """RFC 5545 §3.1: at most 75 octets per line, continued with CRLF + space, never inside a UTF-8 sequence."""
-    out, current = [], b""
+    out: list[bytes] = []
+    current = b""
     for char in line:
         encoded = char.encode("utf-8")
         limit = 75 if not out else 74
@@ -316,13 +349,23 @@ def _fold(line: str) -> bytes:
     return b"\r\n ".join(out)
 
 
-def accessibility_page(layout: Layout, lang: Lang, *, contact_email: str, contact_phone: str | None,
-                       statement_date: date, enforcement_url: str, enforcement_name: str) -> str:
+def accessibility_page(
+    layout: Layout,
+    lang: Lang,
+    *,
+    contact_email: str,
+    contact_phone: str | None,
+    statement_date: date,
+    enforcement_url: str,
+    enforcement_name: str,
+) -> str:
     """The Erklärung zur Barrierefreiheit (BITV 2.0 § 12b; the EU model statement, Implementing Decision
     2018/1523): state of compliance, what is not accessible, how it was assessed, feedback contact, enforcement."""
     mail = f'<a href="mailto:{escape(contact_email)}">{escape(contact_email)}</a>'
-    phone = f", Telefon {escape(contact_phone)}" if contact_phone and lang is Lang.DE else (
-        f", phone {escape(contact_phone)}" if contact_phone else ""
+    phone = (
+        f", Telefon {escape(contact_phone)}"
+        if contact_phone and lang is Lang.DE
+        else (f", phone {escape(contact_phone)}" if contact_phone else "")
     )
     enforcement = f'<a href="{escape(enforcement_url)}" rel="noreferrer">{escape(enforcement_name)}</a>'
     when = _time(statement_date, long_date(statement_date, lang))
@@ -330,8 +373,9 @@ def accessibility_page(layout: Layout, lang: Lang, *, contact_email: str, contac
         title = "Erklärung zur Barrierefreiheit"
         body = (
             f"<h1>{title}</h1>"
-            f"<p>{escape(layout.city)} ist bemüht, diese Statusseite im Einklang mit dem Behindertengleichstellungsrecht "
-            "des Bundes und der Länder barrierefrei zugänglich zu machen (Barrierefreie-Informationstechnik-Verordnung, "
+            f"<p>{escape(layout.city)} ist bemüht, diese Statusseite im Einklang mit dem "
+            "Behindertengleichstellungsrecht des Bundes und der Länder barrierefrei zugänglich zu machen "
+            "(Barrierefreie-Informationstechnik-Verordnung, "
             "BITV 2.0, mit der harmonisierten Norm EN 301 549 und den WCAG 2.1, Stufe AA).</p>"
             "<h2>Stand der Vereinbarkeit</h2>"
             "<p>Diese Seiten sind mit den Anforderungen vollständig vereinbar. Geprüft werden sie bei jeder Änderung "

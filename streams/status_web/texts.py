@@ -32,7 +32,9 @@ _S = StatusText
 #: code → language → text. Keep the German first; the English says the same, not more.
 STATUS_TEXTS: dict[str, dict[Lang, StatusText]] = {
     "100": {
-        Lang.DE: _S("Antrag eingegangen", "Ihr Antrag ist bei uns angekommen.", "Wir prüfen, ob alles vollständig ist."),
+        Lang.DE: _S(
+            "Antrag eingegangen", "Ihr Antrag ist bei uns angekommen.", "Wir prüfen, ob alles vollständig ist."
+        ),
         Lang.EN: _S("Application received", "Your application has reached us.", "We check whether it is complete."),
     },
     "110": {
@@ -108,7 +110,9 @@ STATUS_TEXTS: dict[str, dict[Lang, StatusText]] = {
         ),
     },
     "310": {
-        Lang.DE: _S("Zahlung eingegangen", "Ihre Zahlung ist bei uns angekommen.", "Wir bearbeiten Ihren Antrag weiter."),
+        Lang.DE: _S(
+            "Zahlung eingegangen", "Ihre Zahlung ist bei uns angekommen.", "Wir bearbeiten Ihren Antrag weiter."
+        ),
         Lang.EN: _S("Payment received", "Your payment has reached us.", "We continue with your application."),
     },
     "400": {

@@ -114,7 +114,7 @@ class StatusStoreContract:
 
     async def test_a_token_digest_is_unique(self, store: StatusStore) -> None:
         await store.add_token("urn:test|A", "d1", T0)
-        with pytest.raises(Exception):  # noqa: B017, PT011  # each driver has its own integrity error
+        with pytest.raises(Exception):  # noqa: B017  # each driver has its own integrity error
             await store.add_token("urn:test|B", "d1", T0)
         assert (await store.link("d1")).vorgang_key == "urn:test|A"  # type: ignore[union-attr]
 

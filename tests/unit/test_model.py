@@ -211,7 +211,11 @@ PAYEE = {"empfaenger": "Stadt Leipzig, Stadtkasse", "iban": "DE90 8605 5592 1100
 def test_payee_account_is_kept_in_electronic_form() -> None:
     zahlung = event(status="300", zahlung={**ZAHLUNG, **PAYEE, "kassenzeichen": "5212024000123"}).zahlung
     assert zahlung is not None
-    assert (zahlung.iban, zahlung.bic, zahlung.kassenzeichen) == ("DE90860555921100000123", "WELADE8LXXX", "5212024000123")
+    assert (zahlung.iban, zahlung.bic, zahlung.kassenzeichen) == (
+        "DE90860555921100000123",
+        "WELADE8LXXX",
+        "5212024000123",
+    )
 
 
 @pytest.mark.parametrize(
