@@ -157,6 +157,13 @@ def status_page(layout: Layout, page: StatusPage, base: str) -> str:
             f'<h2 id="weiter">{escape(ui("next", lang))}</h2><p>{escape(current.next)}</p>'
         )
         if page.payment is not None:
+            due = page.payment.faelligkeit
+            amount = money(page.payment.betrag, page.payment.waehrung, lang)
+            parts.append(
+                f'<p class="frist"><strong>{escape(ui("pay_amount", lang))}: {escape(amount)}</strong>'
+                + (f", {escape(ui('pay_due', lang)).lower()} {_time(due, long_date(due, lang))}" if due else "")
+                + "</p>"
+            )
             parts.append(
                 f'<p><a class="action" href="{base}/zahlung?lang={lang.value}">{escape(ui("pay_link", lang))}</a></p>'
             )
@@ -219,7 +226,8 @@ def payment_page(layout: Layout, page: StatusPage, payment: Payment, transfer: T
         parts.append(f'<dt>{escape(ui("iban", lang))}</dt><dd class="mono">{escape(grouped_iban(payment.iban))}</dd>')
         if payment.bic:
             parts.append(f'<dt>{escape(ui("bic", lang))}</dt><dd class="mono">{escape(payment.bic)}</dd>')
-        parts.append(f'<dt>{escape(ui("remittance", lang))}</dt><dd class="mono">{escape(remittance)}</dd>')
+        label = ui("remittance_kz" if payment.kassenzeichen else "remittance", lang)
+        parts.append(f'<dt>{escape(label)}</dt><dd class="mono">{escape(remittance)}</dd>')
         parts.append(f"<dt>{escape(ui('pay_amount', lang))}</dt><dd>{escape(amount)}</dd></dl>")
     parts.append("</section>")
     if payment.faelligkeit is not None:

@@ -233,6 +233,10 @@ UI: dict[str, dict[Lang, str]] = {
     "iban": {Lang.DE: "IBAN", Lang.EN: "IBAN"},
     "bic": {Lang.DE: "BIC", Lang.EN: "BIC"},
     "remittance": {Lang.DE: "Verwendungszweck", Lang.EN: "Payment reference"},
+    "remittance_kz": {
+        Lang.DE: "Verwendungszweck (Kassenzeichen)",
+        Lang.EN: "Payment reference (Kassenzeichen, the city's reference)",
+    },
     "pay_later": {Lang.DE: "Später bezahlen", Lang.EN: "Pay later"},
     "pay_ics": {
         Lang.DE: "Fälligkeitstag in den Kalender eintragen (.ics-Datei)",
