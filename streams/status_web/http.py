@@ -231,15 +231,23 @@ class StatusSite:
         return response
 
 
+def girocode(transfer: Transfer) -> segno.QRCode:
+    """The EPC QR code of a transfer (segno; error correction M, version ≤ 13 as the standard requires)."""
+    return segno.helpers.make_epc_qr(
+        name=transfer.name,
+        iban=transfer.iban,
+        amount=transfer.amount,
+        text=transfer.remittance,
+        bic=transfer.bic,
+        encoding="utf-8",  # character set 1, as Transfer.payload says
+    )
+
+
 def girocode_svg(transfer: Transfer) -> bytes:
-    """The EPC QR code of a transfer, as SVG (segno; error correction M, version ≤ 13 as the standard requires)."""
     import io
 
-    qr = segno.helpers.make_epc_qr(
-        name=transfer.name, iban=transfer.iban, amount=transfer.amount, text=transfer.remittance, bic=transfer.bic
-    )
     out = io.BytesIO()
-    qr.save(out, kind="svg", scale=4, border=4, xmldecl=False, title="GiroCode")
+    girocode(transfer).save(out, kind="svg", scale=4, border=4, xmldecl=False, title="GiroCode")
     return out.getvalue()
 
 

@@ -140,7 +140,8 @@ def test_every_page_is_accessible_self_contained_and_fits_320_px(served: Served,
             checker.goto(origin + path, wait_until="load")
             checker.add_script_tag(content=axe_js)
             result = checker.evaluate(
-                "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+                "async (tags) => await axe.run(document, "
+                "{runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
                 WCAG_TAGS,
             )
             for violation in result["violations"]:
