@@ -6,7 +6,8 @@ the payment link and the account in words, never a code a bank app would refuse 
 
 Rules kept (EPC069-12 v3.0, section 3.4, "Data elements"): version 002 (BIC optional inside the EEA), character
 set 1 (UTF-8), identification SCT; name at most 70 characters; IBAN as in ISO 13616; amount in EUR from 0.01 to
-999999999.99 written ``EUR`` + digits with at most two decimals (no trailing zeros, as segno writes it); unstructured remittance at most 140 characters;
+999999999.99 written ``EUR`` + digits with at most two decimals (no trailing zeros, as segno writes
+it); unstructured remittance at most 140 characters;
 the whole payload at most 331 bytes. The remittance is the Kassenzeichen where the payment has one (so the city's
 cash office can book the transfer), else its Verwendungszweck.
 """

@@ -67,7 +67,7 @@ def test_every_status_of_the_code_list_has_texts_in_both_languages() -> None:
 
 def test_the_timeline_is_in_sequence_order_whatever_the_arrival_order() -> None:
     steps = [step(1, "100"), step(2, "120"), step(3, "200"), step(4, "220"), step(5, "400", entscheidung="01")]
-    shown = page(random.sample(steps, len(steps)) + [steps[2]])  # a redelivered message among them
+    shown = page([*random.sample(steps, len(steps)), steps[2]])  # a redelivered message among them
     assert [entry.status for entry in shown.entries] == ["100", "120", "200", "220", "400"]
     assert shown.current is not None and shown.current.title == "Entschieden"
     assert shown.decision == "Ihr Antrag wurde bewilligt."
