@@ -172,4 +172,4 @@ def test_status_web_pod_loads_its_settings_and_secret_files(tools: Tools, tmp_pa
     assert (loaded["port"], loaded["internal_port"]) == (8095, 8096)
     assert loaded["database_url"] == "secret-of-rk_status_web__database_url"
     assert loaded["pepper"] == "secret-of-rk_status_web__token_pepper"
-    assert loaded["api_token"] == "secret-of-rk_status_web__api_token"
+    assert loaded["api_token"] == "secret-of-rk_status_web__api_token"  # noqa: S105  # a file marker

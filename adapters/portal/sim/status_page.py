@@ -1,7 +1,8 @@
 """The simulator's view of what it received: ``GET /status/{vorgang}``, the timeline of one Vorgang.
 
 Only the simulated portal's own view, for developers and tests. The citizens' page is ``rueckkanal status-web``
-(tracking links instead of Vorgang ids, accessible, with payment and Widerspruch). Steps are ordered by sequenznummer (the Fachverfahren's order), not by arrival, so a late
+(tracking links instead of Vorgang ids, accessible, with payment and Widerspruch). Steps are ordered by
+sequenznummer (the Fachverfahren's order), not by arrival, so a late
 message lands in its place. Everything from the messages is HTML-escaped.
 """
 
