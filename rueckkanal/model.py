@@ -42,6 +42,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
 
 from rueckkanal.codelists import codelists
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
@@ -136,8 +138,41 @@ def _check_datetime(value: datetime) -> datetime:
     return value
 
 
+def _iban(value: object) -> object:
+    """An IBAN in its electronic form (no blanks, upper case) whose check digits and national format hold
+    (schwifty); the error names the rule, never the value."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return IBAN(value).compact
+    except SchwiftyException:
+        raise PydanticCustomError("iban_invalid", "not a valid IBAN (ISO 13616 check digits and format)", {}) from None
+
+
+def _bic(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return BIC(value).compact
+    except SchwiftyException:
+        raise PydanticCustomError("bic_invalid", "not a valid BIC (ISO 9362)", {}) from None
+
+
+# The payee's account (the authority's, never the citizen's): shapes as in the XSD types IBAN, BIC, Kassenzeichen.
+Iban = Annotated[str, BeforeValidator(_iban), Field(pattern=r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")]
+Bic = Annotated[str, BeforeValidator(_bic), Field(pattern=r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?$")]
+Kassenzeichen = Annotated[
+    str, Field(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9]([A-Za-z0-9 ./\-]*[A-Za-z0-9])?$")
+]
+Line70 = Annotated[str, CitizenText, Field(min_length=1, max_length=70, pattern=LINE_PATTERN)]
+
+
 class Zahlung(BaseModel):
-    """A payment the citizen is asked to make (status 300) or that was received (310)."""
+    """A payment the citizen is asked to make (status 300) or that was received (310).
+
+    ``empfaenger``, ``iban``, ``bic`` and ``kassenzeichen`` name the authority's account, so that the status page
+    can offer a transfer (EPC GiroCode): an IBAN needs the payee's name beside it.
+    """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
@@ -146,6 +181,18 @@ class Zahlung(BaseModel):
     verwendungszweck: Verwendungszweck
     zahlungs_url: str | None = Field(None, alias="zahlungsUrl", max_length=2000, pattern=HTTPS_URL_PATTERN)
     faelligkeit: date | None = None
+    empfaenger: Line70 | None = None
+    iban: Iban | None = None
+    bic: Bic | None = None
+    kassenzeichen: Kassenzeichen | None = None
+
+    @model_validator(mode="after")
+    def _payee_named(self) -> Self:
+        if self.iban is not None and self.empfaenger is None:
+            raise PydanticCustomError("missing_for_iban", "an iban requires empfaenger (the payee's name)", {})
+        if self.bic is not None and self.iban is None:
+            raise PydanticCustomError("missing_for_bic", "a bic requires iban", {})
+        return self
 
     @field_validator("verwendungszweck")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -279,6 +280,71 @@ class PortalSettings(_Section):
         return self
 
 
+_RECHTSBEHELFSBELEHRUNG = (
+    "Gegen diesen Bescheid kann innerhalb eines Monats nach Bekanntgabe Widerspruch erhoben werden. Der Widerspruch "
+    "ist bei der Stadt Leipzig, die den Bescheid erlassen hat, schriftlich, zur Niederschrift oder elektronisch "
+    "einzulegen. Elektronisch ist er mit dem Online-Formular nach Anmeldung mit der BundID oder als Nachricht an "
+    "das De-Mail-Postfach der Stadt möglich; eine einfache E-Mail genügt nicht.\n\n"
+    "Maßgeblich ist die Rechtsbehelfsbelehrung in Ihrem Bescheid."
+)
+
+
+class WiderspruchSettings(_Section):
+    """What the status page says about a Widerspruch: the online form (eID/BundID) and the legal text."""
+
+    form_url: HttpUrl = Field(
+        HttpUrl("https://amt24.sachsen.de/widerspruch"), description="the online form; the page only links to it"
+    )
+    rechtsbehelfsbelehrung: str = Field(
+        _RECHTSBEHELFSBELEHRUNG, min_length=1, max_length=4000, description="German; paragraphs split by blank lines"
+    )
+
+
+class StatusWebSettings(_Section):
+    """The citizen status page (``rueckkanal status-web``): its database, links, limits and texts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # database_url has a password
+
+    host: str = "0.0.0.0"  # noqa: S104  # the Service and the probes reach it from outside the pod
+    port: int = Field(8095, ge=1, le=65535, description="the citizens' pages (behind the ingress)")
+    internal_port: int = Field(
+        8096, ge=1, le=65535, description="metrics, health and the link API for Fachverfahren; never public"
+    )
+    base_url: HttpUrl = Field(
+        HttpUrl("http://127.0.0.1:8095"), description="public address of the pages: links and QR codes start here"
+    )
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:////tmp/rueckkanal/status-web.sqlite3"),
+        description="sqlite:///<absolute path> (one replica) or postgresql://user:password@host:port/db",
+    )
+    token_pepper: SecretStr | None = Field(
+        None, description="key of the token digests (file rk_status_web__token_pepper); the same for every replica"
+    )
+    api_token: SecretStr | None = Field(
+        None, description="bearer token of the link API for Fachverfahren (file rk_status_web__api_token); unset: off"
+    )
+    link_ttl_days: int = Field(90, ge=1, description="links stop working this long after the final status arrived")
+    rate_limit_per_minute: int = Field(60, ge=1, description="page requests per client and minute, per replica")
+    trusted_proxies: int = Field(
+        0, ge=0, le=5, description="reverse proxies in front that append X-Forwarded-For (0: the peer is the client)"
+    )
+    tracking_topic: str = Field("rueckkanal.tracking", description="link records for Fachverfahren (key = Vorgang)")
+    publish_tracking: bool = Field(True, description="mint a link for each new Vorgang and publish it there")
+    consumer_session_timeout_ms: int = Field(10_000, ge=1000, description="a dead replica's partitions move after this")
+    city: str = Field("Stadt Leipzig", min_length=1, max_length=100)
+    accessibility_contact_email: str = Field("barrierefreiheit@leipzig.de", pattern=r"^[^@\s]+@[^@\s]+$")
+    accessibility_contact_phone: str | None = Field("0341 123-0", max_length=40)
+    accessibility_statement_date: date = date(2026, 3, 1)
+    enforcement_url: HttpUrl = HttpUrl("https://www.behindertenbeauftragter.sachsen.de/")
+    enforcement_name: str = (
+        "Beauftragter der Sächsischen Staatsregierung für die Belange von Menschen mit Behinderungen"
+    )
+    widerspruch: WiderspruchSettings = WiderspruchSettings()
+    widerspruch_per_leistung: dict[str, WiderspruchSettings] = Field(
+        default_factory=dict, description="Leistungsschlüssel → form and text, where they differ from the default"
+    )
+
+
 class Settings(BaseSettings):
     """Everything a worker needs to know, validated once at start."""
 
@@ -299,6 +365,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     delivery: DeliverySettings = DeliverySettings()
     portal: PortalSettings = PortalSettings()
+    status_web: StatusWebSettings = StatusWebSettings()
     fachverfahren_dir: Path = PROJECT_ROOT / "config" / "fachverfahren"
     data_dir: Path = Field(
         Path("/tmp/rueckkanal"),  # noqa: S108  # local table state only; the changelog topic is the truth

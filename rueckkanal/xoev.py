@@ -187,6 +187,14 @@ class MessageRenderer:
                 _text(element, "zahlungsURL", zahlung.zahlungs_url)
             if zahlung.faelligkeit is not None:
                 _text(element, "faelligkeit", zahlung.faelligkeit.isoformat())
+            for tag, value in (
+                ("empfaenger", zahlung.empfaenger),
+                ("iban", zahlung.iban),
+                ("bic", zahlung.bic),
+                ("kassenzeichen", zahlung.kassenzeichen),
+            ):
+                if value is not None:
+                    _text(element, tag, value)
         return root
 
     def render_quittung(

@@ -30,8 +30,9 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import segno
 import yaml
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -183,6 +184,30 @@ class Run:
     portal_port: int
     web_port: int
     topics: TopicSettings
+    status_port: int = 8095
+    status_internal_port: int = 8096
+    pepper: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.status_port}"
+
+    @property
+    def tracking_topic(self) -> str:
+        return f"{self.topics.outbox.removesuffix('.outbox')}.tracking"
+
+    def status_web_env(self) -> dict[str, str]:
+        """status-web of this run: SQLite in the state dir, a pepper of its own, links on the run's tracking topic."""
+        return {
+            **self.worker_env(),
+            "RK_STATUS_WEB__HOST": "127.0.0.1",
+            "RK_STATUS_WEB__PORT": str(self.status_port),
+            "RK_STATUS_WEB__INTERNAL_PORT": str(self.status_internal_port),
+            "RK_STATUS_WEB__BASE_URL": self.status_url,
+            "RK_STATUS_WEB__DATABASE_URL": f"sqlite:///{self.state_dir / 'status-web.sqlite3'}",
+            "RK_STATUS_WEB__TOKEN_PEPPER": self.pepper,
+            "RK_STATUS_WEB__TRACKING_TOPIC": self.tracking_topic,
+        }
 
     @property
     def portal_url(self) -> str:
@@ -382,6 +407,38 @@ async def portal_messages(http: aiohttp.ClientSession, run: Run, vorgang: Vorgan
     return sorted(messages, key=lambda m: int(m["sequence"]))
 
 
+async def collect_links(run: Run, settings: Settings, vorgaenge: list[Vorgang], deadline: float) -> dict[str, str]:
+    """The tracking link of every Vorgang from the tracking topic (as a Fachverfahren would read it), with its QR
+    code written to ``qr/<Vorgang>.png`` and ``.svg`` in the state dir."""
+    wanted = {f"{v.source}|{v.vorgang_id}": v.vorgang_id for v in vorgaenge}
+    links: dict[str, str] = {}
+    consumer = AIOKafkaConsumer(
+        run.tracking_topic, **kafka_client_options(settings.kafka), auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        while len(links) < len(wanted) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    key = (record.key or b"").decode()
+                    if key in wanted:
+                        links[wanted[key]] = json.loads(record.value or b"{}")["url"]
+    finally:
+        await consumer.stop()
+    qr_dir = run.state_dir / "qr"
+    qr_dir.mkdir(exist_ok=True)
+    for vorgang_id, url in links.items():
+        qr = segno.make(url, error="m")
+        qr.save(str(qr_dir / f"{_file_stem(vorgang_id)}.png"), scale=8, border=4)
+        qr.save(str(qr_dir / f"{_file_stem(vorgang_id)}.svg"), scale=4, border=4)
+    return links
+
+
+def _file_stem(vorgang_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in vorgang_id)
+
+
 @dataclass
 class Arrived:
     timelines: Timelines
@@ -438,8 +495,11 @@ def wrapped(steps: list[str], indent: str = "  ") -> Iterator[str]:
     yield line
 
 
-def print_portal(run: Run, arrived: Arrived) -> None:
-    heading("Im Portal angekommen: Statusverlauf je Vorgang, so wie ihn das Portal gespeichert hat")
+def print_portal(run: Run, arrived: Arrived, links: dict[str, str]) -> None:
+    heading(
+        "Im Portal angekommen: Statusverlauf je Vorgang, so wie ihn das Portal gespeichert hat; "
+        "darunter der Link für den Brief (status-web)"
+    )
     antragsstatus = codelists().antragsstatus
     for vorgang, messages in sorted(arrived.timelines.items(), key=lambda i: (i[0].fachverfahren, i[0].vorgang_id)):
         say()
@@ -447,7 +507,10 @@ def print_portal(run: Run, arrived: Arrived) -> None:
         steps = [f"{m['status']} {antragsstatus.label(m['status'])}" for m in messages] or ["(noch nichts)"]
         for line in wrapped(steps):
             say(line)
-        say(f"  Statusseite: {run.portal_url}/status/{quote(vorgang.vorgang_id)}")
+        link = links.get(vorgang.vorgang_id)
+        say(f"  Statusseite: {link or '(noch kein Link)'}")
+        if link is not None:
+            say(f"  QR-Code:     {shown(run.state_dir)}/qr/{_file_stem(vorgang.vorgang_id)}.png (und .svg)")
 
 
 def print_dead_letters(run: Run, letters: list[DeadLetter]) -> None:
@@ -467,14 +530,16 @@ def print_dead_letters(run: Run, letters: list[DeadLetter]) -> None:
 def print_links(run: Run, vorgaenge: list[Vorgang]) -> None:
     first = vorgaenge[0].vorgang_id
     heading("Zum Nachsehen")
-    say(f"  Statusseite eines Vorgangs (HTML)  {run.portal_url}/status/{quote(first)}")
+    say(f"  Statusseiten für Bürger            {run.status_url}/s/<Link oben>, {run.status_url}/barrierefreiheit")
+    say(f"  status-web-Metriken                http://127.0.0.1:{run.status_internal_port}/metrics")
+    say(f"  Sicht des Simulators (kein Produkt) {run.portal_url}/status/{quote(first)}")
     say(f"  Nachrichten im Portal (JSON)       {run.portal_url}/nachrichten?vorgang={quote(first)}")
     say(f"  aktueller Stand (JSON)             {run.portal_url}/vorgaenge/{quote(first)}")
     say(f"  Worker-Metriken (Prometheus)       {run.web_url}/metrics")
     say(f"  Worker bereit?                     {run.web_url}/readyz")
     say(f"  Dead Letters auf der Kommandozeile RK_KAFKA__BOOTSTRAP={run.bootstrap} RK_TOPICS__DLQ={run.topics.dlq} \\")
     say("                                       .venv/bin/rueckkanal dlq list")
-    say(f"  Logs (JSON)                        {shown(run.state_dir)}/worker.log, portal-sim.log")
+    say(f"  Logs (JSON)                        {shown(run.state_dir)}/worker.log, portal-sim.log, status-web.log")
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
@@ -485,6 +550,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--once", action="store_true", help="print the result and stop everything (exit 1 if late)")
     parser.add_argument("--portal-port", type=int, default=8090, help="port of the portal simulator (8090)")
     parser.add_argument("--web-port", type=int, default=6066, help="worker metrics and health port (6066)")
+    parser.add_argument("--status-port", type=int, default=8095, help="port of the citizens' status pages (8095)")
+    parser.add_argument("--status-internal-port", type=int, default=8096, help="status-web metrics and link API (8096)")
     parser.add_argument("--state-dir", type=Path, help="logs and databases of this run (var/demo/<run>)")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds for each wait (60)")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of the run's topics (3)")
@@ -503,7 +570,16 @@ def new_run(args: argparse.Namespace, bootstrap: str) -> Run:
         receipts=f"{prefix}.receipts",
         partitions=args.partitions,
     )
-    return Run(run_id, state_dir, bootstrap, args.portal_port, args.web_port, topics)
+    return Run(
+        run_id,
+        state_dir,
+        bootstrap,
+        args.portal_port,
+        args.web_port,
+        topics,
+        args.status_port,
+        args.status_internal_port,
+    )
 
 
 @dataclass
@@ -526,10 +602,20 @@ def start_children(run: Run, deadline_s: float, started: Started) -> None:
     worker.wait_for_event("worker ready", deadline)
     asyncio.run(wait_ready(f"{run.web_url}/readyz", deadline))
     say(f"  Worker            {run.web_url}  (PID {worker.proc.pid}) bereit, ingest + delivery")
+    status = Child.start("status-web", ["status-web"], run.status_web_env(), run.state_dir / "status-web.log")
+    started.children.append(status)
+    status.wait_for_event("status-web ready", deadline)
+    say(f"  status-web        {run.status_url}  (PID {status.proc.pid}) bereit, Statusseiten für Bürger")
 
 
 def demo(args: argparse.Namespace, started: Started) -> None:
-    for port, flag in ((args.portal_port, "--portal-port"), (args.web_port, "--web-port")):
+    ports = (
+        (args.portal_port, "--portal-port"),
+        (args.web_port, "--web-port"),
+        (args.status_port, "--status-port"),
+        (args.status_internal_port, "--status-internal-port"),
+    )
+    for port, flag in ports:
         if not port_free(port):
             raise DemoError(f"port {port} on 127.0.0.1 is in use; pick another with {flag}")
     heading("Rückkanal-Demo")
@@ -556,7 +642,8 @@ def demo(args: argparse.Namespace, started: Started) -> None:
     arrived = asyncio.run(collect(run, settings, vorgaenge, begin + args.deadline))
     say(f"  verarbeitet in    {time.monotonic() - begin:.1f} s")
 
-    print_portal(run, arrived)
+    links = asyncio.run(collect_links(run, settings, vorgaenge, time.monotonic() + args.deadline))
+    print_portal(run, arrived, links)
     print_dead_letters(run, arrived.dead_letters)
     if arrived.missing():
         raise DemoError(

@@ -11,6 +11,11 @@
 #   promtool, prometheus  Debian's `prometheus` package (apt-get; the service is not started)
 #   kcat                Debian's `kcat` package: a librdkafka producer for the integration tests, which writes
 #                       what the Python clients cannot (header keys that are not UTF-8)
+#   postgresql         Debian's `postgresql` package: the throwaway cluster of the status store tests
+#                       (scripts/postgres.sh; the Debian service is not started)
+#   chromium           Debian's `chromium` package (and fonts-dejavu-core): the browser of the status page tests,
+#                       driven by Playwright for Python (never `playwright install`)
+#   axe-core           npm package, pinned, into $RK_TOOLS_DIR/axe-core-<version>/ (axe.min.js injected by the tests)
 #   Kubernetes schemas  the PyPI package kubernetes-validate (JSON schemas of the core types), made standalone
 #                       for kubeconform by tests/ops/schemagen.py
 #   CRD schemas         ServiceMonitor and PrometheusRule, converted from the CRDs in the prometheus-operator Go module
@@ -29,6 +34,7 @@ PROMETHEUS_OPERATOR_VERSION=v0.85.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 # The Kubernetes API version the rendered manifests are checked against (a schema set inside kubernetes-validate).
 KUBE_VERSION=1.33.0
+AXE_CORE_VERSION=4.10.3
 # Kinds the chart renders; a kind missing here fails kubeconform with "could not find schema", never skips it.
 KUBE_KINDS="deployment-apps-v1 service-v1 configmap-v1 secret-v1 serviceaccount-v1 networkpolicy-networking-v1
 poddisruptionbudget-policy-v1 job-batch-v1"
@@ -70,10 +76,18 @@ go_tool() {
     ln -sfn "$dir/$name" "$bin/$name"
 }
 
+# Debian packages the tests need, each checked by a file it installs.
+DEBIAN_NEEDS="/usr/bin/promtool:prometheus /usr/bin/kcat:kcat /usr/bin/chromium:chromium
+/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core /usr/share/postgresql-common/pg_wrapper:postgresql"
+
 debian_pkgs() {
-    if [[ ! -x /usr/bin/promtool || ! -x /usr/bin/prometheus || ! -x /usr/bin/kcat ]]; then
-        say "installing Debian's prometheus package (for promtool and the scrape test; the service is not started)" \
-            "and kcat"
+    local missing="" need
+    for need in $DEBIAN_NEEDS; do
+        if [[ ! -e "${need%%:*}" ]]; then missing="$missing ${need##*:}"; fi
+    done
+    if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then missing="$missing postgresql"; fi
+    if [[ -n "$missing" ]]; then
+        say "installing Debian packages:$missing (services are not started)"
         # policy-rc.d 101 = "do not start services" for the length of this install, the Debian way;
         # an existing policy is left as it is.
         local policy=/usr/sbin/policy-rc.d own_policy=0
@@ -85,15 +99,28 @@ debian_pkgs() {
         local status=0
         as_root apt-get update -qq || status=$?
         if ((status == 0)); then
-            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus kcat \
+            # shellcheck disable=SC2086  # the package list is meant to split
+            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends $missing \
                 >/dev/null || status=$?
         fi
         if ((own_policy)); then as_root rm -f "$policy"; fi
-        ((status == 0)) || { say "apt-get install prometheus kcat failed"; exit 1; }
+        ((status == 0)) || { say "apt-get install$missing failed"; exit 1; }
     fi
     ln -sfn /usr/bin/promtool "$bin/promtool"
     ln -sfn /usr/bin/prometheus "$bin/prometheus"
     ln -sfn /usr/bin/kcat "$bin/kcat"
+}
+
+axe_core() {
+    local dir="$tools/axe-core-$AXE_CORE_VERSION"
+    if [[ -f "$dir/node_modules/axe-core/axe.min.js" ]]; then return 0; fi
+    command -v npm >/dev/null || { say "npm is needed to install axe-core (Debian's npm)"; exit 1; }
+    say "installing axe-core $AXE_CORE_VERSION from npm into $dir"
+    rm -rf "$dir.partial"
+    mkdir -p "$dir.partial"
+    npm install --silent --no-audit --no-fund --ignore-scripts --prefix "$dir.partial" "axe-core@$AXE_CORE_VERSION" >/dev/null
+    rm -rf "$dir"
+    mv "$dir.partial" "$dir"
 }
 
 schemas() {
@@ -133,6 +160,7 @@ ensure() {
     go_tool github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" kubeconform \
         "-s -w -X main.version=$KUBECONFORM_VERSION"
     debian_pkgs
+    axe_core
     schemas
     say "helm $("$bin/helm" version --short), kubeconform $("$bin/kubeconform" -v)," \
         "$("$bin/promtool" --version 2>&1 | head -n1), $("$bin/kcat" -V 2>&1 | head -n1)"
@@ -141,6 +169,8 @@ ensure() {
 print_env() {
     echo "RK_TOOLS_BIN=$bin"
     echo "RK_KUBE_VERSION=$KUBE_VERSION"
+    echo "RK_AXE_JS=$tools/axe-core-$AXE_CORE_VERSION/node_modules/axe-core/axe.min.js"
+    echo "RK_CHROMIUM=/usr/bin/chromium"
     # kubeconform's template: {{ .ResourceKind }}{{ .KindSuffix }} is e.g. deployment-apps-v1
     echo "RK_KUBE_SCHEMA_LOCATION=$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
 }
@@ -152,6 +182,8 @@ versions() {
     echo "kubernetes-validate $KUBERNETES_VALIDATE_VERSION (schemas of Kubernetes $KUBE_VERSION)"
     echo "promtool/prometheus: Debian's prometheus package"
     echo "kcat: Debian's kcat package"
+    echo "postgresql, chromium: Debian's packages"
+    echo "axe-core $AXE_CORE_VERSION (npm)"
 }
 
 case "${1:-}" in

@@ -20,6 +20,7 @@ from streams.app import Role
 from streams.cliutil import load_settings
 from streams.dlq_tool import dlq_cli
 from streams.portal_sim import portal_sim_command
+from streams.status_web.main import status_web_cli
 
 cli = typer.Typer(
     name="rueckkanal",
@@ -48,6 +49,7 @@ def show_config() -> None:
 
 cli.command("portal-sim")(portal_sim_command)
 cli.add_typer(dlq_cli, name="dlq")
+cli.add_typer(status_web_cli, name="status-web")
 
 
 # ---------------------------------------------------------------- the XÖV contract: render, validate, check-config

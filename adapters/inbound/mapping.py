@@ -37,6 +37,10 @@ Target = Literal[
     "zahlung.verwendungszweck",
     "zahlung.zahlungsUrl",
     "zahlung.faelligkeit",
+    "zahlung.empfaenger",
+    "zahlung.iban",
+    "zahlung.bic",
+    "zahlung.kassenzeichen",
 ]
 REQUIRED_TARGETS = ("vorgangId", "status", "statusZeit")
 _DATE_TARGETS = frozenset({"frist", "zahlung.faelligkeit"})

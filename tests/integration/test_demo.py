@@ -38,9 +38,10 @@ DEAD_LETTERS = [
 def test_demo_once_prints_portal_timelines_and_dead_letters_and_stops_everything(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    portal_port, web_port = free_port(), free_port()
+    portal_port, web_port, status_port, status_internal = free_port(), free_port(), free_port(), free_port()
     state_dir = tmp_path / "demo"
     args = ["--once", "--portal-port", str(portal_port), "--web-port", str(web_port), "--state-dir", str(state_dir)]
+    args += ["--status-port", str(status_port), "--status-internal-port", str(status_internal)]
     done = subprocess.run(
         [sys.executable, "scripts/demo.py", *args, "--deadline", "45"],
         cwd=ROOT,
@@ -57,15 +58,20 @@ def test_demo_once_prints_portal_timelines_and_dead_letters_and_stops_everything
     for (fachverfahren, vorgang), codes in TIMELINES.items():
         timeline = " → ".join(f"{code} {label(code)}" for code in codes)
         assert f"{fachverfahren} · {vorgang} · {len(codes)} Meldungen {timeline} Statusseite:" in flat, vorgang
+        link = re.search(rf"{vorgang} · .*? Statusseite: (\S+) QR-Code: (\S+)\.png", flat)
+        assert link is not None, vorgang
+        assert re.fullmatch(rf"http://127\.0\.0\.1:{status_port}/s/[A-Za-z0-9_-]{{27}}", link.group(1)), vorgang
+        assert vorgang not in link.group(1)  # never derived from the Vorgang id
+        assert (state_dir / "qr" / f"{vorgang}.png").stat().st_size > 0
     assert _dead_letter_rows(out) == DEAD_LETTERS
     assert f"http://127.0.0.1:{web_port}/metrics" in out
     assert f"http://127.0.0.1:{portal_port}/status/" in out
 
     pids = [int(pid) for pid in re.findall(r"\(PID (\d+)\)", out)]
-    assert len(pids) == 2, out
+    assert len(pids) == 3, out  # portal-sim, worker, status-web
     for pid in pids:
         assert not _running(pid), f"PID {pid} still runs after the demo ended"
-    for port in (portal_port, web_port):
+    for port in (portal_port, web_port, status_port, status_internal):
         assert not _listening(port), f"port {port} still answers after the demo ended"
     worker_log = (state_dir / "worker.log").read_text(encoding="utf-8")
     assert '"worker ready"' in worker_log

@@ -50,9 +50,9 @@ def tools() -> Tools:
     return ops_tools()
 
 
-def _pod_view(docs: list[dict[str, Any]], tmp_path: Path) -> dict[str, str]:
+def _pod_view(docs: list[dict[str, Any]], tmp_path: Path, deployment_index: int = 0) -> dict[str, str]:
     """Lay out config, fachverfahren and secret files as the pod sees them; return the container env."""
-    deployment = of_kind(docs, "Deployment")[0]
+    deployment = of_kind(docs, "Deployment")[deployment_index]
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
@@ -127,3 +127,49 @@ def test_fachverfahren_values_become_loadable_mapping_files(tools: Tools, tmp_pa
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     expected = sorted(yaml.safe_load(values.read_text(encoding="utf-8"))["fachverfahren"])
     assert yaml.safe_load(loaded.stdout) == expected
+
+
+_STATUS_WEB_PROBE = """
+import json
+from rueckkanal.settings import Settings
+s = Settings().status_web
+print(json.dumps({
+    "base_url": str(s.base_url),
+    "port": s.port,
+    "internal_port": s.internal_port,
+    "rate_limit": s.rate_limit_per_minute,
+    "form_url": str(s.widerspruch.form_url),
+    "database_url": s.database_url.get_secret_value(),
+    "pepper": s.token_pepper.get_secret_value() if s.token_pepper else None,
+    "api_token": s.api_token.get_secret_value() if s.api_token else None,
+}))
+"""
+
+
+def test_status_web_pod_loads_its_settings_and_secret_files(tools: Tools, tmp_path: Path) -> None:
+    values = CHART / "ci" / "full-values.yaml"
+    rendered = helm_template(tools, values)
+    assert rendered.returncode == 0, rendered.stderr
+    docs = manifests(rendered.stdout)
+    names = [doc["metadata"]["name"] for doc in of_kind(docs, "Deployment")]
+    index = next(i for i, name in enumerate(names) if name.endswith("-status-web"))
+    deployment = of_kind(docs, "Deployment")[index]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == ["status-web"]
+    worker_labels = of_kind(docs, "Deployment")[0]["spec"]["selector"]["matchLabels"]
+    status_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert not worker_labels.items() <= status_labels.items(), "the worker's selector would match status-web pods"
+    env = _pod_view(docs, tmp_path, index)
+    probe_env = {k: v for k, v in os.environ.items() if not k.startswith("RK_")} | env
+    probe = subprocess.run(
+        [sys.executable, "-c", _STATUS_WEB_PROBE], env=probe_env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    loaded = yaml.safe_load(probe.stdout)
+    raw = yaml.safe_load(values.read_text(encoding="utf-8"))["statusWeb"]
+    assert loaded["base_url"].rstrip("/") == raw["baseUrl"]
+    assert loaded["rate_limit"] == raw["rateLimitPerMinute"]
+    assert loaded["form_url"] == raw["widerspruchFormUrl"]
+    assert (loaded["port"], loaded["internal_port"]) == (8095, 8096)
+    assert loaded["database_url"] == "secret-of-rk_status_web__database_url"
+    assert loaded["pepper"] == "secret-of-rk_status_web__token_pepper"
+    assert loaded["api_token"] == "secret-of-rk_status_web__api_token"  # noqa: S105  # a file marker

@@ -203,3 +203,39 @@ def test_status_data_with_a_duplicate_key_is_malformed_not_last_wins() -> None:
     with pytest.raises(InputRejected) as caught:
         parse_status_data(text.replace('"status": "100"', '"status": "100", "status": "999"').encode())
     assert caught.value.reason is Reason.MALFORMED_JSON
+
+
+PAYEE = {"empfaenger": "Stadt Leipzig, Stadtkasse", "iban": "DE90 8605 5592 1100 0001 23", "bic": "WELADE8LXXX"}
+
+
+def test_payee_account_is_kept_in_electronic_form() -> None:
+    zahlung = event(status="300", zahlung={**ZAHLUNG, **PAYEE, "kassenzeichen": "5212024000123"}).zahlung
+    assert zahlung is not None
+    assert (zahlung.iban, zahlung.bic, zahlung.kassenzeichen) == (
+        "DE90860555921100000123",
+        "WELADE8LXXX",
+        "5212024000123",
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("iban", "DE91860555921100000123"),  # check digits off by one
+        ("iban", "DE9086055592110000012"),  # one digit short for Germany
+        ("bic", "WELADE8"),
+        ("kassenzeichen", "52120240001234567890123456789012345X"),  # 36 characters
+        ("kassenzeichen", "KZ;1"),
+    ],
+)
+def test_invalid_payee_fields_are_refused_without_their_value(field: str, value: str) -> None:
+    refused = rejection(status="300", zahlung={**ZAHLUNG, **PAYEE, field: value})
+    assert refused.reason is Reason.SCHEMA_INVALID
+    assert field in refused.message
+    assert value not in refused.message
+
+
+@pytest.mark.parametrize("without", ["empfaenger", "iban"])
+def test_an_account_names_its_payee_and_a_bic_needs_an_iban(without: str) -> None:
+    refused = rejection(status="300", zahlung={**ZAHLUNG, **PAYEE, without: None})
+    assert refused.reason is Reason.SCHEMA_INVALID

@@ -1,7 +1,8 @@
-"""The seed of the municipal status page: ``GET /status/{vorgang}``, the timeline of one Vorgang in German.
+"""The simulator's view of what it received: ``GET /status/{vorgang}``, the timeline of one Vorgang.
 
-What a citizen would reach by the QR code on the receipt letter: "Antrag eingegangen → Unterlagen vollständig →
-Antrag entschieden". Steps are ordered by sequenznummer (the Fachverfahren's order), not by arrival, so a late
+Only the simulated portal's own view, for developers and tests. The citizens' page is ``rueckkanal status-web``
+(tracking links instead of Vorgang ids, accessible, with payment and Widerspruch). Steps are ordered by
+sequenznummer (the Fachverfahren's order), not by arrival, so a late
 message lands in its place. Everything from the messages is HTML-escaped.
 """
 
@@ -62,5 +63,8 @@ def _german_time(iso: str) -> str:
 def _page(title: str, body: str) -> str:
     return (
         "<!DOCTYPE html><html lang='de'><head><meta charset='utf-8'>"
-        f"<title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+        f"<title>{title}</title></head><body><h1>{title}</h1>"
+        "<p><strong>Portal-Simulator:</strong> nur die Sicht des Simulators für Tests und Entwicklung, keine Seite "
+        "für Bürgerinnen und Bürger (die ist <code>rueckkanal status-web</code>).</p>"
+        f"{body}</body></html>"
     )

@@ -140,3 +140,19 @@ Checks that fail rendering with a message instead of producing a broken release.
 {{- fail "topicsJob runs before the chart's own Secret exists (pre-install hook): it needs kafka.sasl.existingSecret" }}
 {{- end }}
 {{- end }}
+
+{{/*
+status-web's labels: its own name, so that the worker's selector never matches its pods.
+*/}}
+{{- define "rueckkanal.statusWebSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "rueckkanal.name" . }}-status-web
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "rueckkanal.statusWebLabels" -}}
+helm.sh/chart: {{ include "rueckkanal.chart" . }}
+{{ include "rueckkanal.statusWebSelectorLabels" . }}
+app.kubernetes.io/component: status-web
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}

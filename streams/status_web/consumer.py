@@ -1,0 +1,198 @@
+"""The outbox reader of status-web: its own consumer group, so no portal target can hold it back.
+
+Per fetched batch: every record is read into a :class:`~rueckkanal.tracking.StoredStatus` (safe parser, XSD);
+the batch is stored in one database transaction; then Vorgänge that have no published link yet get one on the
+tracking topic (if enabled); and only then are the batch's offsets committed. A crash anywhere before the commit
+means the batch comes again, to this replica or another one, and the database's key on nachrichtenUUID makes the
+repetition harmless. A record that is not a readable Statusmeldung (the outbox is written by the pipeline only, so
+this is a bug or a foreign producer) is counted as ``skipped`` and logged without its content; it never stops the
+partition.
+
+The Fachverfahren of a message (for the Leistung's name) is the pipeline-written header ``rk.source``; records
+without it fall back to the Fachverfahren whose configured source URN the message names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from adapters.statusstore.base import StatusStore
+from rueckkanal.errors import InputRejected
+from rueckkanal.tracking import StoredStatus, status_from_message
+from streams import kafka_transport
+from streams.headers import H_SOURCE, header
+from streams.logs import vorgang_ref
+from streams.status_web.links import Links
+from streams.status_web.metrics import StatusWebMetrics
+
+log = structlog.get_logger("rueckkanal.status_web")
+
+MAX_BATCH = 500
+
+
+class OutboxReader:
+    def __init__(
+        self,
+        *,
+        kafka_options: Mapping[str, Any],
+        outbox_topic: str,
+        group_id: str,
+        store: StatusStore,
+        links: Links,
+        metrics: StatusWebMetrics,
+        fachverfahren_by_source: Mapping[str, str],
+        tracking_topic: str | None,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        self._kafka_options = dict(kafka_options)
+        self.outbox_topic = outbox_topic
+        self.group_id = group_id
+        self.store = store
+        self.links = links
+        self.metrics = metrics
+        self._by_source = dict(fachverfahren_by_source)
+        self.tracking_topic = tracking_topic
+        self._session_timeout_ms = session_timeout_ms
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        self.consumer = kafka_transport.consumer(
+            self.outbox_topic,
+            **self._kafka_options,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(300, self._session_timeout_ms // 3),
+            max_poll_records=MAX_BATCH,
+        )
+        if self.tracking_topic is not None:
+            self.producer = AIOKafkaProducer(**self._kafka_options, acks="all", enable_idempotence=True, linger_ms=5)
+            await self.producer.start()
+        await self.consumer.start()
+        self.started = True
+        self._task = asyncio.create_task(self._run(), name="rueckkanal.status_web.outbox")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=MAX_BATCH)
+                if batch:
+                    await self._handle(batch)
+            except (KafkaError, OSError) as error:  # the database or the broker; the batch comes again
+                log.warning("status-web batch not stored, reading it again", error=type(error).__name__)
+                await self._rewind()
+                await asyncio.sleep(1.0)
+
+    async def _rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset: nothing uncommitted is skipped."""
+        for tp in self.consumer.assignment():
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+
+    async def _handle(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
+        statuses: list[StoredStatus] = []
+        newest_ms = 0
+        for records in batch.values():
+            for record in records:
+                newest_ms = max(newest_ms, record.timestamp or 0)
+                status = self._read(record)
+                if status is not None:
+                    statuses.append(status)
+        try:
+            applied = await self.store.apply(statuses, datetime.now(UTC))
+        except Exception:
+            log.exception("status-web could not store a batch, reading it again")
+            await self._rewind()
+            await asyncio.sleep(1.0)
+            return
+        self.metrics.statuses.labels("stored").inc(applied.stored)
+        self.metrics.statuses.labels("duplicate").inc(applied.duplicates)
+        if self.producer is not None and statuses:
+            await self._publish_links([s.vorgang_key for s in statuses])
+        try:
+            await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items() if records})
+        except (
+            CommitFailedError,
+            KafkaError,
+        ):  # the partitions moved on a rebalance: their next owner reads them again
+            log.info("status-web commit refused after a rebalance; the batch is read again by its new owner")
+        if newest_ms:
+            delay = max(0.0, time.time() - newest_ms / 1000)
+            self.metrics.lag.set(delay)
+            self.metrics.lag_histogram.observe(delay)
+        log.debug("status-web batch stored", stored=applied.stored, duplicates=applied.duplicates)
+
+    def _read(self, record: Any) -> StoredStatus | None:
+        name = header(record.headers, H_SOURCE)
+        try:
+            status = status_from_message(record.value or b"", fachverfahren=name or "")
+        except InputRejected as error:
+            self.metrics.statuses.labels("skipped").inc()
+            log.error(
+                "status-web skipped an outbox record that is not a readable Statusmeldung",
+                reason=error.reason.value,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+            return None
+        if not name:
+            source = status.vorgang_key.split("|", 1)[0]
+            status = _with_fachverfahren(status, self._by_source.get(source, ""))
+        return status
+
+    async def _publish_links(self, vorgang_keys: list[str]) -> None:
+        """A link record for each Vorgang that has none yet; marked only after the broker has it."""
+        if self.producer is None or self.tracking_topic is None:
+            return
+        for key in await self.store.unpublished(vorgang_keys):
+            link = await self.links.mint(key)
+            source, vorgang_id = key.split("|", 1)
+            value = {
+                "vorgangKey": key,
+                "source": source,
+                "vorgangId": vorgang_id,
+                "url": link.url,
+                "qrSvg": link.qr_svg().decode(),
+                "createdAt": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            }
+            await self.producer.send_and_wait(
+                self.tracking_topic,
+                json.dumps(value).encode(),
+                key=key.encode(),
+                headers=[("content-type", b"application/json")],
+            )
+            await self.store.mark_published(key, datetime.now(UTC))
+            self.metrics.tokens_minted.labels("topic").inc()
+            log.info("status-web link published", vorgang=vorgang_ref(key))
+
+
+def _with_fachverfahren(status: StoredStatus, name: str) -> StoredStatus:
+    from dataclasses import replace
+
+    return replace(status, fachverfahren=name)

@@ -1,0 +1,154 @@
+"""status-web against the real broker: its own consumer group keeps the page current without the portal, and two
+replicas on PostgreSQL lose and duplicate nothing when one of them is killed while events arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from tests.support.events import hundesteuer_events
+from tests.support.kafka_io import crc32_partitioner, create_topics, produce, read_all
+from tests.support.outbox import outbox_records
+from tests.support.pipeline import pipeline_env
+from tests.support.postgres import admin_dsn, drop_database, fresh_database
+from tests.support.processes import CliProcess, free_port
+
+PEPPER = "integration-test-pepper-0123456789"
+
+
+def status_web_env(
+    base: dict[str, str], tmp_path: Path, unique: str, database_url: str, **extra: str
+) -> dict[str, str]:
+    port = free_port()
+    return {
+        **base,
+        "RK_STATUS_WEB__PORT": str(port),
+        "RK_STATUS_WEB__INTERNAL_PORT": str(free_port()),
+        "RK_STATUS_WEB__BASE_URL": f"http://127.0.0.1:{port}",
+        "RK_STATUS_WEB__DATABASE_URL": database_url,
+        "RK_STATUS_WEB__TOKEN_PEPPER": PEPPER,
+        "RK_STATUS_WEB__TRACKING_TOPIC": f"rk.{unique}.tracking",
+        "RK_STATUS_WEB__RATE_LIMIT_PER_MINUTE": "100000",
+        **extra,
+    }
+
+
+async def _page(http: aiohttp.ClientSession, url: str) -> str | None:
+    async with http.get(url) as response:
+        return await response.text() if response.status == 200 else None
+
+
+async def test_a_new_status_appears_within_5_s_while_the_portal_is_down(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    pipeline = pipeline_env(kafka_bootstrap, unique, tmp_path)
+    # the portal is stopped: nothing listens where delivery sends
+    worker_env = {**pipeline.env, "RK_PORTAL__URL": f"http://127.0.0.1:{free_port()}/rueckkanal/v1/nachrichten"}
+    web_env = status_web_env(pipeline.env, tmp_path, unique, f"sqlite:///{tmp_path}/status-web.sqlite3")
+    worker = CliProcess(["worker"], env=worker_env, log_file=tmp_path / "worker.log")
+    web = None
+    try:
+        worker.wait_for_event("worker ready", timeout=120)
+        web = CliProcess(["status-web"], env=web_env, log_file=tmp_path / "status-web.log")
+        web.wait_for_event("status-web ready", timeout=60)
+        events = hundesteuer_events(unique, vorgaenge=1, steps=3)
+        source = pipeline.source_topics["hundesteuer"]
+        await produce(kafka_bootstrap, source, [events[0].record])
+        # the Fachverfahren learns the link from the tracking topic
+        deadline = time.monotonic() + 60
+        links: list[Any] = []
+        while not links and time.monotonic() < deadline:
+            links = [r for r in await read_all(kafka_bootstrap, web_env["RK_STATUS_WEB__TRACKING_TOPIC"])]
+        assert links, "no link on the tracking topic"
+        link = json.loads(links[0].value)
+        assert links[0].key == events[0].vorgang_key.encode() and link["url"].startswith(
+            web_env["RK_STATUS_WEB__BASE_URL"]
+        )
+        async with aiohttp.ClientSession() as http:
+            page = await _page(http, link["url"])
+            while page is None or "Antrag eingegangen" not in page:
+                assert time.monotonic() < deadline, "the first status never appeared"
+                page = await _page(http, link["url"])
+            for event, title in ((events[1], "Antrag angelegt"), (events[2], "In Bearbeitung")):
+                sent = time.monotonic()
+                await produce(kafka_bootstrap, source, [event.record])
+                page = await _page(http, link["url"])
+                while page is None or f'<p class="status">{title}</p>' not in page:
+                    assert time.monotonic() - sent < 5.0, f"{title!r} not on the page within 5 s"
+                    page = await _page(http, link["url"])
+        assert not any(line.get("event") == "message delivered" for line in worker.lines)
+    finally:
+        if web is not None:
+            assert web.terminate() == 0
+        worker.terminate()
+
+
+async def test_two_replicas_on_postgres_one_killed_while_events_arrive_lose_and_duplicate_nothing(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    outbox = f"rk.{unique}.outbox"
+    await create_topics(kafka_bootstrap, [outbox], partitions=6)
+    vorgaenge, steps = 40, 20
+    records = outbox_records(hundesteuer_events(unique, vorgaenge=vorgaenge, steps=steps))
+    database = await fresh_database(admin_dsn())
+    base = {"RK_KAFKA__BOOTSTRAP": kafka_bootstrap, "RK_APP_ID": f"rk-test-{unique}", "RK_TOPICS__OUTBOX": outbox}
+    extra = {"RK_STATUS_WEB__PUBLISH_TRACKING": "false", "RK_STATUS_WEB__CONSUMER_SESSION_TIMEOUT_MS": "6000"}
+    env_a = status_web_env(base, tmp_path, unique, database, **extra)
+    env_b = status_web_env(base, tmp_path, unique, database, **extra)
+    replica_a = CliProcess(["status-web"], env=env_a, log_file=tmp_path / "a.log")
+    replica_b = CliProcess(["status-web"], env=env_b, log_file=tmp_path / "b.log")
+    try:
+        replica_a.wait_for_event("status-web ready", timeout=60)
+        replica_b.wait_for_event("status-web ready", timeout=60)
+        # events arrive in a steady stream from another thread while replica A is killed in the middle of it
+        done = threading.Event()
+
+        def stream() -> None:
+            for start in range(0, len(records), 40):
+                asyncio.run(produce(kafka_bootstrap, outbox, records[start : start + 40], crc32_partitioner))
+            done.set()
+
+        producer = threading.Thread(target=stream, daemon=True)
+        producer.start()
+        metrics_a = f"http://127.0.0.1:{env_a['RK_STATUS_WEB__INTERNAL_PORT']}/metrics"
+        async with aiohttp.ClientSession() as http:
+            stored_by_a = 0.0
+            deadline = time.monotonic() + 60
+            while stored_by_a < 40:  # A has stored part of the stream
+                assert time.monotonic() < deadline, "replica A stored nothing"
+                async with http.get(metrics_a) as response:
+                    text = await response.text()
+                stored_by_a = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith('rueckkanal_status_web_statuses_total{outcome="stored"}')
+                )
+        assert not done.is_set(), "the stream ended before the kill: make it longer"
+        replica_a.kill()
+        producer.join(timeout=120)
+        assert done.is_set()
+        conn = await asyncpg.connect(database)
+        try:
+            deadline = time.monotonic() + 90
+            while await conn.fetchval("SELECT count(*) FROM status") < len(records):
+                assert time.monotonic() < deadline, "statuses lost after the kill"
+                await asyncio.sleep(0.2)  # polling the database for a condition, not a synchronisation sleep
+            rows = await conn.fetch("SELECT vorgang_key, sequence FROM status ORDER BY vorgang_key, sequence")
+        finally:
+            await conn.close()
+        timelines: dict[str, list[int]] = {}
+        for row in rows:
+            timelines.setdefault(row["vorgang_key"], []).append(row["sequence"])
+        assert len(timelines) == vorgaenge
+        assert all(sequence == list(range(1, steps + 1)) for sequence in timelines.values())
+    finally:
+        replica_a.kill()
+        replica_b.terminate()
+        await drop_database(database)
