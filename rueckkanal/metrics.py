@@ -26,7 +26,7 @@ DELIVERY_OUTCOMES = ("delivered", "duplicate", "dead_lettered")
 ATTEMPT_RESULTS = ("success", "transient", "permanent")
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Reasons an event can be refused with at ingest (the delivery stage's portal_* reasons never apply there).
-INGEST_REASONS = tuple(r for r in Reason if not r.value.startswith("portal_"))
+INGEST_REASONS = tuple(r for r in Reason if not r.value.startswith(("portal_", "zbp_")))
 LIFECYCLE_WARNINGS = (Reason.STALE_EVENT, Reason.ILLEGAL_TRANSITION)
 
 

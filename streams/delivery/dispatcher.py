@@ -320,6 +320,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 vorgang_key=(item.record.key or b"").decode("utf-8", "replace"),
                 xml=item.record.value or b"",
                 traceparent=traceparent,
+                source=_header(item.record, H_SOURCE),
             )
         return item.message
 
