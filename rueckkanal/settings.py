@@ -321,7 +321,9 @@ class ZbpSettings(_Section):
         "bundid:postfach:", description="postfachReferenz = this prefix + UUID (or a bare UUID) is a BundID mailbox"
     )
     status_map: dict[str, str] = Field(
-        default_factory=dict, description="Antragsstatus code → ZBP status; overrides the code list's column"
+        default_factory=dict,
+        description="Antragsstatus code → ZBP status; overrides the code list's column; an empty value: the status "
+        "is not sent to the ZBP (dead-lettered as zbp_status_unmapped)",
     )
     limits: ZbpLimits = ZbpLimits()
     status_service: str = "urn:schema-fitko-de:fit-connect:id.bund.de:status_v6"
@@ -353,8 +355,8 @@ class ZbpSettings(_Section):
             raise ValueError("zbp auth=oauth2 needs oauth2 (token_url, client_id, client_secret)")
         if self.auth is PortalAuth.MTLS and self.tls.client_cert is None:
             raise ValueError("zbp auth=mtls needs tls.client_cert")
-        if any(not value or not value.isascii() for value in self.status_map.values()):
-            raise ValueError("zbp status_map values must be non-empty ASCII")
+        if any(not value.isascii() for value in self.status_map.values()):
+            raise ValueError("zbp status_map values must be ASCII")
         return self
 
 

@@ -88,15 +88,17 @@ class _Meldung:
 
 
 def shorten(text: str, limit: int) -> str:
-    """``text`` in at most ``limit`` code points: cut at the last blank that keeps at least half, then "…"."""
+    """``text`` in at most ``limit`` code points, ending in "…": cut before the word the limit falls into, unless
+    that would drop more than half (one long word is cut inside)."""
     if len(text) <= limit:
         return text
     if limit <= 1:
         return ELLIPSIS[:limit]
     head = text[: limit - 1]
-    blank = head.rstrip().rfind(" ")
-    if blank >= (limit - 1) // 2:
-        head = head[:blank]
+    if not text[limit - 1].isspace():  # the cut falls inside a word: go back to its start
+        blank = head.rfind(" ")
+        if blank >= (limit - 1) // 2:
+            head = head[:blank]
     return head.rstrip(" ,;:-–") + ELLIPSIS
 
 

@@ -92,6 +92,7 @@ class Portal:
         except zbp.Refusal as refusal:
             log.info("zbp envelope refused", kind=kind, code=refusal.code, status=refusal.status)
             outcome = "unauthorised" if refusal.status in (401, 403) else "refused"
+            self.counters[f"zbp_{refusal.code}"] += 1  # /admin/stats names each rule that refused
             return self._count(outcome, refusal.response())
         rule_code = self.faults.rejection(subject) if subject else None
         if rule_code is not None:
