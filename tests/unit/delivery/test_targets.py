@@ -65,7 +65,7 @@ async def test_a_delivery_dead_letter_names_its_target() -> None:
 
 async def test_a_replay_for_another_target_is_skipped_and_its_offset_finished() -> None:
     portal = InMemoryPortal()
-    d, producer = dispatcher_for(DEFAULT_TARGET, portal)
+    d, _producer = dispatcher_for(DEFAULT_TARGET, portal)
     partition = d._partitions[TP]
     d._accept(TP, partition, with_headers(0, (H_REPLAY_TARGET, b"zbp")))
     d._accept(TP, partition, with_headers(1, (H_REPLAY_TARGET, DEFAULT_TARGET.encode())))
