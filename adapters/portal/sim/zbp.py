@@ -258,7 +258,8 @@ def content_key(body: bytes) -> str:
 
 
 def application_json(store: ZbpStore, application_id: str) -> dict[str, Any]:
-    statuses = sorted(store.statuses(application_id), key=lambda s: s.payload.get("createdDate", ""))
+    """One application: its status updates in arrival order (the view sorts by createdDate), and its messages."""
+    statuses = store.statuses(application_id)
     return {
         "applicationId": application_id,
         "statuses": [{**s.payload, "receiptId": s.receipt_id, "signer": s.signer} for s in statuses],
