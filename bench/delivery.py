@@ -747,6 +747,8 @@ def summarise(rows: list[Row], steady: list[Latency], args: argparse.Namespace) 
         base = baseline.get(r.latency_ms) if not r.run.startswith("end to end") else None
         ratio = f"{r.rate / base:.1f}×" if base else ""
         table.append([r.run, f"{r.latency_ms} ms", per_s(r.rate), ratio, r.order, r.note])
+    if not rows and not steady:
+        return
     print()
     print(f"{args.messages:,} outbox messages over {args.vorgaenge} Vorgänge, {args.partitions} partitions")
     print(markdown_table(["run", "portal latency", "msgs/s", "× naive (a)", "order kept", "note"], table))
