@@ -30,6 +30,18 @@ CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Reasons an event can be refused with at ingest (the delivery stage's portal_* reasons never apply there).
 INGEST_REASONS = tuple(r for r in Reason if not r.value.startswith(("portal_", "zbp_")))
 LIFECYCLE_WARNINGS = (Reason.STALE_EVENT, Reason.ILLEGAL_TRANSITION)
+# The ZBP texts with a length limit (adapters/portal/zbp_payload.py): the label `field` of zbp_fields_shortened.
+ZBP_FIELDS = (
+    "publicServiceName",
+    "senderName",
+    "statusDetails",
+    "additionalInformation",
+    "reference",
+    "sender",
+    "title",
+    "service",
+    "messageReference",
+)
 
 
 class Metrics:
@@ -175,11 +187,15 @@ class Metrics:
             registry=registry,
         )
 
-    def initialise(self, sources: Iterable[str], targets: Mapping[str, str]) -> None:
+    def initialise(self, sources: Iterable[str], targets: Mapping[str, str], zbp_targets: Iterable[str] = ()) -> None:
         """Create the series whose label values are known, so that they are scraped as 0 from the start.
 
-        ``targets`` maps each delivery target this process runs to its portal name (the label ``portal``).
+        ``targets`` maps each delivery target this process runs to its portal name (the label ``portal``);
+        ``zbp_targets`` are those of them with the ZBP adapter.
         """
+        for target in zbp_targets:
+            for name in ZBP_FIELDS:
+                self.zbp_fields_shortened.labels(target, name)
         for source in sources:
             self.events_consumed.labels(source)
             self.events_duplicate.labels(source)

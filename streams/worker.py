@@ -145,7 +145,8 @@ def build_worker(settings: Settings, role: Role, target: str | None = None) -> R
             targets[name] = dispatcher.config.portal_name
     elif target is not None:
         raise ConfigError("--target needs --role delivery or all")
-    metrics.initialise(sources=[fv.name for fv in fachverfahren], targets=targets)
+    zbp_targets = [name for name in targets if isinstance(settings.targets.get(name), ZbpSettings)]
+    metrics.initialise(sources=[fv.name for fv in fachverfahren], targets=targets, zbp_targets=zbp_targets)
     source_topics = ingest.source_topics if ingest is not None else []
     payload_limits = {fv.name: fv.max_payload_bytes for fv in fachverfahren} if ingest is not None else {}
     return RueckkanalWorker(
