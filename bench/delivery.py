@@ -16,6 +16,13 @@ never skews a figure. The outbox is filled before the consumer starts, with N me
 each at every ``--latencies`` value (portal-sim ``--latency-min-ms = --latency-max-ms``). Then, at 0 ms:
 
 * **end to end**: ``rueckkanal worker --role all`` from pre-produced source events until the portal has them all;
+* **two targets** (``--runs targets``): one ``worker --role delivery`` with the default target (XÖV portal-sim)
+  and a ``zbp`` target (``portal-sim --mode zbp``, signing pair from a CA made for the run). The outbox is fed at
+  ``--targets-rate`` messages/s; after ``--targets-warmup`` s the ZBP answers 503 for ``--targets-outage`` s
+  (default 60, the issue's figure). Measured in the same run: the XÖV target's delivery rate before and during the
+  outage (the ratio is the figure: 1.0 = not held back), how long the ZBP takes to catch up after the outage, its
+  order per application (createdDate ascending in arrival order) and the dead letters (must be 0). The whole run
+  takes warm-up + outage + catch-up, about two minutes with the defaults.
 * **steady latency**: a fresh worker of the same kind while source events are produced at a paced rate for
   ``--steady-seconds``, once per ``--steady-rate`` (default 500/s as asked, and 200/s, below what one worker takes
   here); latency = the portal's first receipt time − the time the event was handed to the producer (its
@@ -35,6 +42,7 @@ import math
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +57,7 @@ from aiokafka import AIOKafkaProducer
 from adapters.inbound.base import InboundRecord
 from adapters.inbound.config import build_adapter, load_fachverfahren
 from adapters.portal.base import OutboundMessage
+from adapters.portal.sim.devca import issue, make_ca
 from adapters.portal.xoev_http import XoevHttpPortal
 from bench.common import (
     Child,
@@ -78,7 +87,7 @@ SELF = Path(__file__).resolve()
 GOAL_AT_50MS = 2_000.0
 GOAL_END_TO_END = 3_000.0
 CEILING_CONCURRENCY = 256
-ALL_RUNS = "naive,dispatcher,ceiling,e2e,steady"
+ALL_RUNS = "naive,dispatcher,ceiling,e2e,steady,targets"
 
 
 @dataclass
@@ -501,6 +510,188 @@ async def first_received(portal: PortalSim, vorgaenge: Sequence[str]) -> dict[st
     return received
 
 
+# -- two targets, one down ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetsResult:
+    messages: int
+    rate: float
+    xoev_before: float
+    xoev_during: float
+    zbp_before: float
+    zbp_during: float
+    catch_up_s: float
+    zbp_order: str
+    xoev_order: str
+    dlq: int
+
+
+def render_targets_outbox(run: str, messages: int, vorgaenge: int) -> tuple[list[Record], dict[str, int]]:
+    """The outbox of :func:`render_outbox`, every message with an antragsId (the ZBP needs one)."""
+    [config] = [c for c in load_fachverfahren(PROJECT_ROOT / "config" / "fachverfahren") if c.name == "hundesteuer"]
+    adapter = build_adapter(config)
+    renderer = MessageRenderer(XoevSettings())
+    records: list[Record] = []
+    expected: dict[str, int] = {}
+    for offset, source_event in enumerate(hundesteuer_events(run, vorgaenge, math.ceil(messages / vorgaenge))):
+        if offset >= messages:
+            break
+        key, value, headers = source_event.record
+        event = adapter.decode(InboundRecord(config.topic, 0, offset, 0, key, value, tuple(headers)))
+        event = event.model_copy(update={"antrags_id": str(uuid.uuid5(uuid.NAMESPACE_URL, event.vorgang_key))})
+        rendered = renderer.render(event, VorgangState(event.status, source_event.step, event.status_time, ()))
+        outbox_headers = [
+            ("nachrichtenUUID", rendered.nachrichten_uuid.encode()),
+            ("status", event.status.encode()),
+            ("rk.sequence", str(rendered.sequence).encode()),
+            ("rk.status_time", event.status_time.isoformat().encode()),
+            ("rk.source", config.name.encode()),
+        ]
+        records.append((event.vorgang_key.encode(), rendered.xml, outbox_headers))
+        expected[source_event.vorgang_id] = expected.get(source_event.vorgang_id, 0) + 1
+    return records, expected
+
+
+class ZbpSim:
+    """A ``portal-sim --mode zbp`` child trusting ``ca``."""
+
+    def __init__(self, ca: Path) -> None:
+        args = ["portal-sim", "--mode", "zbp", "--zbp-ca", str(ca), "--port", "0", "--log-level", "INFO"]
+        self.child = cli_child(args, {}, "zbp-sim")
+        ready = self.child.wait_for(lambda line: line.get("event") == "portal-sim ready", timeout=60)
+        self.base_url = f"http://127.0.0.1:{ready['port']}"
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+    async def stored(self) -> int:
+        async with self.http.get(f"{self.base_url}/admin/stats") as response:
+            return int((await response.json()).get("stored", 0))
+
+    async def outage(self, seconds: float) -> None:
+        async with self.http.post(f"{self.base_url}/admin/faults", json={"outage_seconds": seconds}) as response:
+            response.raise_for_status()
+
+    async def order(self) -> str:
+        async with self.http.get(f"{self.base_url}/zbp/antraege") as response:
+            applications = (await response.json())["antraege"]
+        broken = [
+            a["applicationId"]
+            for a in applications
+            if [s["createdDate"] for s in a["statuses"]] != sorted(s["createdDate"] for s in a["statuses"])
+        ]
+        return "yes" if not broken else f"NO ({len(broken)} applications out of order)"
+
+    async def close(self) -> None:
+        await self.http.close()
+        self.child.stop()
+
+
+async def run_targets(ctx: Context) -> TargetsResult:
+    args = ctx.args
+    marker = unique("bench-dlv-targets")
+    total = int(args.targets_rate * (args.targets_warmup + args.targets_outage + args.targets_tail))
+    records, expected = render_targets_outbox(unique("tgt"), total, args.vorgaenge)
+    ca = make_ca("Bench-CA")
+    pair = issue(ca, ctx.workdir / marker / "zbp", "bench-rueckkanal")
+    ca.write(ctx.workdir / marker / "ca.pem")
+    names = {kind: f"bench.{marker}.{kind}" for kind in ("events", "outbox", "dlq", "receipts")}
+    await create_topics(ctx.bootstrap, list(names.values()), args.partitions)
+    topics = {f"RK_TOPICS__{kind.upper()}": name for kind, name in names.items()}
+    portal = PortalSim(ctx.workdir / f"{marker}.db")
+    zbp = ZbpSim(ctx.workdir / marker / "ca.pem")
+    env = {
+        **worker_env(ctx.bootstrap, marker, ctx.workdir / marker / "data", args.partitions, args.log_level),
+        **topics,
+        "RK_PORTAL__URL": portal.nachrichten_url,
+        "RK_TARGETS__ZBP__ADAPTER": "zbp",
+        "RK_TARGETS__ZBP__STATUS_URL": f"{zbp.base_url}/zbp/v6/status",
+        "RK_TARGETS__ZBP__MESSAGE_URL": f"{zbp.base_url}/zbp/v6/message",
+        "RK_TARGETS__ZBP__SIGNING_KEY": str(pair.key_path),
+        "RK_TARGETS__ZBP__SIGNING_CERT": str(pair.cert_path),
+        **_worker_overrides(ctx),
+    }
+    child = cli_child(["worker", "--role", "delivery"], env, "delivery worker (2 targets)")
+    samples: list[tuple[float, int, int]] = []
+    try:
+        child.wait_for_event("worker ready", timeout=120)
+        feeding = asyncio.create_task(produce_steady(ctx.bootstrap, names["outbox"], records, args.targets_rate))
+        started = time.monotonic()
+        outage_at = started + args.targets_warmup
+        outage_end = outage_at + args.targets_outage
+        outage_sent = False
+        deadline = outage_end + args.targets_tail + args.timeout
+        while time.monotonic() < deadline:
+            if not outage_sent and time.monotonic() >= outage_at:
+                await zbp.outage(args.targets_outage)
+                outage_sent, outage_at = True, time.monotonic()
+                outage_end = outage_at + args.targets_outage
+            samples.append((time.monotonic(), await portal.stored(), await zbp.stored()))
+            if samples[-1][1] >= total and samples[-1][2] >= total:
+                break
+            child.check_alive()
+            await asyncio.sleep(0.5)  # sampling the two portals' counters, bounded by the deadline
+        await feeding
+        xoev_order = await order_kept(portal, expected)
+        zbp_order = await zbp.order()
+        dlq = await _count(ctx, names["dlq"])
+    finally:
+        child.stop()
+        await portal.close()
+        await zbp.close()
+        await delete_topics_containing(ctx.bootstrap, marker)
+    done_at = next((t for t, _, z in samples if z >= total), float("nan"))
+    result = TargetsResult(
+        messages=total,
+        rate=args.targets_rate,
+        xoev_before=_window_rate(samples, 1, started + 5, outage_at),
+        xoev_during=_window_rate(samples, 1, outage_at, outage_end),
+        zbp_before=_window_rate(samples, 2, started + 5, outage_at),
+        zbp_during=_window_rate(samples, 2, outage_at, outage_end),
+        catch_up_s=done_at - outage_end,
+        zbp_order=zbp_order,
+        xoev_order=xoev_order,
+        dlq=dlq,
+    )
+    print(f"  two targets: {result}")
+    return result
+
+
+def _window_rate(samples: list[tuple[float, int, int]], column: int, start: float, end: float) -> float:
+    inside = [s for s in samples if start <= s[0] <= end]
+    if len(inside) < 2:
+        return float("nan")
+    return (inside[-1][column] - inside[0][column]) / (inside[-1][0] - inside[0][0])
+
+
+async def produce_steady(bootstrap: str, topic: str, records: Sequence[Record], rate: float) -> None:
+    """The records onto the outbox at ``rate`` per second (10 ms ticks), as the ingest stage would write them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    futures: list[asyncio.Future[Any]] = []
+    started = time.monotonic()
+    try:
+        for i, (key, value, headers) in enumerate(records):
+            due = started + i / rate
+            if due - time.monotonic() > 0.005:
+                await asyncio.sleep(due - time.monotonic())  # the pace itself
+            futures.append(await producer.send(topic, value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def targets_summary(x: TargetsResult) -> str:
+    held = x.xoev_during / x.xoev_before if x.xoev_before else float("nan")
+    return (
+        f"two targets, {x.messages:,} messages fed at {x.rate:.0f}/s, ZBP down (503) for the outage:\n"
+        f"  XÖV target: {x.xoev_before:,.0f} msgs/s before, {x.xoev_during:,.0f} msgs/s during the outage "
+        f"(× {held:.2f}), order kept: {x.xoev_order}\n"
+        f"  ZBP target: {x.zbp_before:,.0f} msgs/s before, {x.zbp_during:,.0f} during; caught up "
+        f"{x.catch_up_s:.1f} s after the outage ended, order kept: {x.zbp_order}\n"
+        f"  dead letters: {x.dlq}"
+    )
+
+
 # -- main --------------------------------------------------------------------------------------------------------
 
 
@@ -538,12 +729,15 @@ async def main_async(args: argparse.Namespace) -> None:
             rows.append(await run_end_to_end(ctx))
         if "steady" in runs:
             steady = [await run_steady(ctx, float(rate)) for rate in args.steady_rate.split(",")]
+        targets = await run_targets(ctx) if "targets" in runs else None
         if args.profile_worker:  # extra runs, not in the table: a profiler slows the worker down
             print("profiled extra runs (not in the table):")
             await run_dispatcher(ctx, 0, profiled=True)
             await run_end_to_end(ctx, profiled=True)
     print(f"load average after the run: {load_average()}")
     summarise(rows, steady, args)
+    if targets is not None:
+        print(targets_summary(targets))
 
 
 def summarise(rows: list[Row], steady: list[Latency], args: argparse.Namespace) -> None:
@@ -553,6 +747,8 @@ def summarise(rows: list[Row], steady: list[Latency], args: argparse.Namespace) 
         base = baseline.get(r.latency_ms) if not r.run.startswith("end to end") else None
         ratio = f"{r.rate / base:.1f}×" if base else ""
         table.append([r.run, f"{r.latency_ms} ms", per_s(r.rate), ratio, r.order, r.note])
+    if not rows and not steady:
+        return
     print()
     print(f"{args.messages:,} outbox messages over {args.vorgaenge} Vorgänge, {args.partitions} partitions")
     print(markdown_table(["run", "portal latency", "msgs/s", "× naive (a)", "order kept", "note"], table))
@@ -596,6 +792,10 @@ def main() -> None:
         choices=["cprofile", "pyinstrument"],
         help="extra (b) 0 ms and end-to-end runs with the worker under a profiler (not in the table)",
     )
+    parser.add_argument("--targets-rate", type=float, default=300.0, help="two targets: outbox messages/s fed")
+    parser.add_argument("--targets-warmup", type=float, default=20.0, help="two targets: seconds before the outage")
+    parser.add_argument("--targets-outage", type=float, default=60.0, help="two targets: seconds the ZBP answers 503")
+    parser.add_argument("--targets-tail", type=float, default=10.0, help="two targets: seconds fed after the outage")
     parser.add_argument("--log-level", default="INFO", help="the worker's log level (INFO: one line per message)")
     parser.add_argument("--worker-root", type=Path, help="run the worker from a scratch copy (to try a change)")
     parser.add_argument(

@@ -17,7 +17,9 @@ goes into the ``rk.error.reason`` DLQ header, metric labels and runbooks)::
         ├── TransientDeliveryError       retriable=True: portal_unavailable, portal_throttled,
         │                                portal_timeout, portal_connection, portal_misconfigured
         │                                (3xx, 404, 405 or an answer that is no Quittung: the circuit opens)
-        └── PermanentDeliveryError       portal_rejected (keeps the portal's code), portal_client_error
+        └── PermanentDeliveryError       portal_rejected (keeps the portal's code), portal_client_error;
+                                         unsent (sent=False): zbp_missing_antrags_id, zbp_status_unmapped,
+                                         zbp_service_name_missing (the ZBP payload cannot be built)
 
 Messages must never contain payload text or personal data: they end up in logs and DLQ headers.
 """
@@ -57,6 +59,9 @@ class Reason(StrEnum):
     PORTAL_REJECTED = "portal_rejected"
     PORTAL_CLIENT_ERROR = "portal_client_error"
     STATE_CORRUPT = "state_corrupt"
+    ZBP_MISSING_ANTRAGS_ID = "zbp_missing_antrags_id"
+    ZBP_STATUS_UNMAPPED = "zbp_status_unmapped"
+    ZBP_SERVICE_NAME_MISSING = "zbp_service_name_missing"
     INTERNAL_ERROR = "internal_error"
 
 

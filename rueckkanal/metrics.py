@@ -1,8 +1,9 @@
 """Every Prometheus metric Rückkanal exports, defined once.
 
 Names follow Prometheus conventions (prefix ``rueckkanal_``, base units, ``_total`` for counters, ``_seconds``
-for durations). Labels are of low cardinality only: source (a Fachverfahren name), portal, stage, reason,
-outcome, result. A Vorgang id is never a label.
+for durations). Labels are of low cardinality only: source (a Fachverfahren name), target (a delivery target of the
+settings, ``default`` for ``portal``), portal, stage, reason, outcome, result, field. A Vorgang id is never a label.
+Series of the ingest stages carry ``target=""``, which Prometheus treats as no label.
 
 Label values that are known in advance are initialised at start (:func:`initialise`), so that a dashboard
 panel or an alert finds a series with value 0 instead of no series at all.
@@ -10,7 +11,7 @@ panel or an alert finds a series with value 0 instead of no series at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -22,12 +23,25 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 STAGES = ("ingest", "lifecycle", "delivery")
+INGEST_STAGES = ("ingest", "lifecycle")
 DELIVERY_OUTCOMES = ("delivered", "duplicate", "dead_lettered")
 ATTEMPT_RESULTS = ("success", "transient", "permanent")
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Reasons an event can be refused with at ingest (the delivery stage's portal_* reasons never apply there).
-INGEST_REASONS = tuple(r for r in Reason if not r.value.startswith("portal_"))
+INGEST_REASONS = tuple(r for r in Reason if not r.value.startswith(("portal_", "zbp_")))
 LIFECYCLE_WARNINGS = (Reason.STALE_EVENT, Reason.ILLEGAL_TRANSITION)
+# The ZBP texts with a length limit (adapters/portal/zbp_payload.py): the label `field` of zbp_fields_shortened.
+ZBP_FIELDS = (
+    "publicServiceName",
+    "senderName",
+    "statusDetails",
+    "additionalInformation",
+    "reference",
+    "sender",
+    "title",
+    "service",
+    "messageReference",
+)
 
 
 class Metrics:
@@ -98,8 +112,8 @@ class Metrics:
         # dead letters, all stages
         self.dead_letters = Counter(
             "rueckkanal_dead_letters_total",
-            "Records written to the dead-letter topic",
-            ["stage", "reason"],
+            "Records written to the dead-letter topic (target: the delivery target, empty for ingest)",
+            ["stage", "reason", "target"],
             registry=registry,
         )
         self.dead_letter_stubs = Counter(
@@ -113,62 +127,75 @@ class Metrics:
         self.deliveries = Counter(
             "rueckkanal_deliveries_total",
             "Outbox messages finished, by outcome",
-            ["portal", "outcome"],
+            ["target", "portal", "outcome"],
             registry=registry,
         )
         self.delivery_attempts = Counter(
             "rueckkanal_delivery_attempts_total",
             "Portal calls, by result class",
-            ["portal", "result"],
+            ["target", "portal", "result"],
             registry=registry,
         )
         self.delivery_duration = Histogram(
             "rueckkanal_delivery_duration_seconds",
             "Duration of one portal call",
-            ["portal"],
+            ["target", "portal"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
         self.end_to_end_latency = Histogram(
             "rueckkanal_end_to_end_latency_seconds",
             "From the event's status time to the portal's receipt",
-            ["portal"],
+            ["target", "portal"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
         self.in_flight = Gauge(
             "rueckkanal_delivery_in_flight",
             "Messages read from the outbox and not yet finished",
-            ["portal"],
+            ["target", "portal"],
             registry=registry,
         )
         self.circuit_state = Gauge(
             "rueckkanal_circuit_state",
             "Circuit breaker per portal: 0 closed, 1 half-open, 2 open",
-            ["portal"],
+            ["target", "portal"],
             registry=registry,
         )
         self.oldest_undelivered_age = Gauge(
             "rueckkanal_oldest_undelivered_age_seconds",
             "Age of the oldest outbox message not yet finished",
-            ["portal"],
+            ["target", "portal"],
             registry=registry,
         )
         self.consumer_lag = Gauge(
             "rueckkanal_consumer_lag_messages",
-            "Records behind the end of the topic, summed over partitions",
-            ["stage"],
+            "Records behind the end of the topic, summed over partitions (target: delivery only)",
+            ["stage", "target"],
             registry=registry,
         )
         self.assigned_partitions = Gauge(
             "rueckkanal_assigned_partitions",
-            "Partitions this worker currently owns",
-            ["stage"],
+            "Partitions this worker currently owns (target: delivery only)",
+            ["stage", "target"],
+            registry=registry,
+        )
+        self.zbp_fields_shortened = Counter(
+            "rueckkanal_zbp_fields_shortened_total",
+            "ZBP texts shortened to their limit (at a word boundary, with an ellipsis)",
+            ["target", "field"],
             registry=registry,
         )
 
-    def initialise(self, sources: Iterable[str], portals: Iterable[str]) -> None:
-        """Create the series whose label values are known, so that they are scraped as 0 from the start."""
+    def initialise(self, sources: Iterable[str], targets: Mapping[str, str], zbp_targets: Iterable[str] = ()) -> None:
+        """Create the series whose label values are known, so that they are scraped as 0 from the start.
+
+        ``targets`` maps each delivery target this process runs to its portal name (the label ``portal``);
+        ``zbp_targets`` are those of them with the ZBP adapter.
+        """
+        for target in zbp_targets:
+            for name in ZBP_FIELDS:
+                self.zbp_fields_shortened.labels(target, name)
         for source in sources:
             self.events_consumed.labels(source)
             self.events_duplicate.labels(source)
@@ -181,19 +208,24 @@ class Metrics:
                 self.lifecycle_warnings.labels(source, reason.value)
         for stage in STAGES:
             self.ingest_duration.labels(stage)
-            self.consumer_lag.labels(stage)
-            self.assigned_partitions.labels(stage)
             self.traceparent_dropped.labels(stage)
             self.dead_letter_stubs.labels(stage)
+        for stage in INGEST_STAGES:
+            self.consumer_lag.labels(stage, "")
+            self.assigned_partitions.labels(stage, "")
+            for reason in INGEST_REASONS:
+                self.dead_letters.labels(stage, reason.value, "")
+        for target, portal in targets.items():
+            self.consumer_lag.labels("delivery", target)
+            self.assigned_partitions.labels("delivery", target)
             for reason in Reason:
-                self.dead_letters.labels(stage, reason.value)
-        for portal in portals:
+                self.dead_letters.labels("delivery", reason.value, target)
             for outcome in DELIVERY_OUTCOMES:
-                self.deliveries.labels(portal, outcome)
+                self.deliveries.labels(target, portal, outcome)
             for result in ATTEMPT_RESULTS:
-                self.delivery_attempts.labels(portal, result)
-            self.delivery_duration.labels(portal)
-            self.end_to_end_latency.labels(portal)
-            self.in_flight.labels(portal)
-            self.circuit_state.labels(portal)
-            self.oldest_undelivered_age.labels(portal)
+                self.delivery_attempts.labels(target, portal, result)
+            self.delivery_duration.labels(target, portal)
+            self.end_to_end_latency.labels(target, portal)
+            self.in_flight.labels(target, portal)
+            self.circuit_state.labels(target, portal)
+            self.oldest_undelivered_age.labels(target, portal)

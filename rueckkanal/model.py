@@ -120,6 +120,11 @@ Line100 = Annotated[str, CitizenText, Field(min_length=1, max_length=100, patter
 Text500 = Annotated[str, CitizenText, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
 Verwendungszweck = Annotated[str, CitizenText, Field(min_length=1, max_length=140, pattern=VERWENDUNGSZWECK_PATTERN)]
 Token255 = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE_PATTERN)]
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"  # the XSD's xas:UUID
+# The portal's UUID of the application, in canonical lower case (UUIDs compare case-insensitively, RFC 9562).
+AntragsId = Annotated[
+    str, BeforeValidator(lambda v: v.lower() if isinstance(v, str) and v.isascii() else v), Field(pattern=UUID_PATTERN)
+]
 
 
 def _check_date(value: date) -> date:
@@ -224,6 +229,7 @@ class StatusData(BaseModel):
     zusatzinformation: Line100 | None = None
     hinweistext: Text500 | None = None
     postfach_ref: Token255 | None = Field(None, alias="postfachReferenz")
+    antrags_id: AntragsId | None = Field(None, alias="antragsId")
 
     @field_validator("status")
     @classmethod

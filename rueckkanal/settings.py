@@ -13,7 +13,7 @@ import os
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import (
@@ -345,6 +345,102 @@ class StatusWebSettings(_Section):
     )
 
 
+class ZbpLimits(_Section):
+    """Field limits in characters (code points). Longer text is shortened at a word boundary with "…", never refused.
+
+    The defaults are those of the public ZBP SDK (docs/zbp.md); a portal operator who documents others sets them here.
+    """
+
+    public_service_name: int = Field(100, ge=1, le=10_000)
+    sender_name: int = Field(100, ge=1, le=10_000)
+    status_details: int = Field(50, ge=1, le=10_000)
+    additional_information: int = Field(100, ge=1, le=10_000)
+    reference: int = Field(50, ge=1, le=10_000, description="status_v6 reference (the Aktenzeichen)")
+    message_title: int = Field(255, ge=1, le=1024)
+    message_reference: int = Field(255, ge=1, le=10_000)
+    message_sender: int = Field(255, ge=1, le=10_000)
+    message_service: int = Field(255, ge=1, le=10_000)
+
+
+class ZbpSettings(_Section):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    """A BundID/ZBP target (adapters/portal/zbp.py): status_v6 and message_v6 in the signed envelope."""
+
+    adapter: Literal["zbp"] = "zbp"
+    name: str = Field("zbp", pattern=r"^[a-z0-9_\-]{1,40}$", description="the metric label `portal`")
+    status_url: HttpUrl = HttpUrl("http://127.0.0.1:8091/zbp/v6/status")
+    message_url: HttpUrl = HttpUrl("http://127.0.0.1:8091/zbp/v6/message")
+    signing_key: Path = Field(description="PEM private key (RSA) of the signing certificate; a file, re-read on change")
+    signing_cert: Path = Field(description="PEM certificate whose CN is the JWT's signer; a file, re-read on change")
+    signing_key_password: SecretStr | None = None
+    sender_name: str | None = Field(
+        None, min_length=1, description="senderName / sender; unset: xoev.autor.name (the Behörde's name)"
+    )
+    roles: tuple[str, ...] = Field(("THIRD_PARTY",), min_length=1, description="the JWT's roles claim")
+    token_ttl_s: int = Field(1800, ge=60, le=86_400, description="exp = iat + this (the SDK: 30 minutes)")
+    stork_qaa_level: int = Field(3, ge=1, le=4, description="message_v6 STORK QAA level a reader must have")
+    message_statuses: tuple[str, ...] = Field(
+        ("210", "300", "410"), description="statuses also sent as a mailbox message when a BundID mailbox is known"
+    )
+    mailbox_prefix: str = Field(
+        "bundid:postfach:", description="postfachReferenz = this prefix + UUID (or a bare UUID) is a BundID mailbox"
+    )
+    status_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Antragsstatus code → ZBP status; overrides the code list's column; an empty value: the status "
+        "is not sent to the ZBP (dead-lettered as zbp_status_unmapped)",
+    )
+    limits: ZbpLimits = ZbpLimits()
+    status_service: str = "urn:schema-fitko-de:fit-connect:id.bund.de:status_v6"
+    message_service: str = "urn:schema-fitko-de:fit-connect:id.bund.de:message_v6"
+    status_schema: str = Field(
+        "https://schema.fitko.de/fit-connect/id.bund.de/message_v6/1.0.0/zbp-message.schema.json",
+        description="the SDK names the message_v6 schema for status updates too (docs/zbp.md)",
+    )
+    message_schema: str = "https://schema.fitko.de/fit-connect/id.bund.de/message_v6/1.0.0/zbp-message.schema.json"
+    auth: PortalAuth = PortalAuth.NONE
+    oauth2: PortalOAuth2 | None = None
+    tls: PortalTls = PortalTls()
+    timeouts: PortalTimeouts = PortalTimeouts()
+    max_connections: int = Field(64, ge=1, le=10_000)
+    max_response_bytes: int = Field(64 * 1024, ge=1024)
+    retry_after_cap_s: float = Field(300.0, gt=0)
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.allow_insecure_http:
+            urls = {"status_url": self.status_url, "message_url": self.message_url}
+            if self.oauth2 is not None:
+                urls["oauth2.token_url"] = self.oauth2.token_url
+            for name, url in urls.items():
+                if url.scheme != "https" and not is_loopback_host(url.host):
+                    raise ValueError(f"zbp {name} must use https:// (or allow_insecure_http in development)")
+        if self.auth is PortalAuth.OAUTH2 and self.oauth2 is None:
+            raise ValueError("zbp auth=oauth2 needs oauth2 (token_url, client_id, client_secret)")
+        if self.auth is PortalAuth.MTLS and self.tls.client_cert is None:
+            raise ValueError("zbp auth=mtls needs tls.client_cert")
+        if any(not value.isascii() for value in self.status_map.values()):
+            raise ValueError("zbp status_map values must be ASCII")
+        return self
+
+
+# Delivery targets: see rueckkanal/targets.py.
+DEFAULT_TARGET = "default"
+TARGET_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,30}$"
+
+
+class XoevHttpTargetSettings(PortalSettings):
+    """One more XÖV back channel as a delivery target: the keys of ``portal`` plus ``adapter: xoev_http``."""
+
+    adapter: Literal["xoev_http"] = "xoev_http"
+
+
+TargetSettings = Annotated[XoevHttpTargetSettings | ZbpSettings, Field(discriminator="adapter")]
+TargetName = Annotated[str, Field(pattern=TARGET_NAME_PATTERN)]
+
+
 class Settings(BaseSettings):
     """Everything a worker needs to know, validated once at start."""
 
@@ -366,6 +462,11 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     portal: PortalSettings = PortalSettings()
     status_web: StatusWebSettings = StatusWebSettings()
+    targets: dict[TargetName, TargetSettings] = Field(
+        default_factory=dict,
+        description="more delivery targets beside `portal` (the default target), each its own consumer group; "
+        "see rueckkanal/targets.py",
+    )
     fachverfahren_dir: Path = PROJECT_ROOT / "config" / "fachverfahren"
     data_dir: Path = Field(
         Path("/tmp/rueckkanal"),  # noqa: S108  # local table state only; the changelog topic is the truth
@@ -409,6 +510,16 @@ class Settings(BaseSettings):
                 "open time plus portal.timeouts.total_s, or /healthz would fail a delivery that is only waiting"
             )
         return self
+
+    @model_validator(mode="after")
+    def _targets_named_apart(self) -> Self:
+        if DEFAULT_TARGET in self.targets:
+            raise ValueError(f"targets.{DEFAULT_TARGET} is the `portal` section; give the target another name")
+        return self
+
+    def target_names(self) -> list[str]:
+        """Every delivery target: the default (``portal``) first, then ``targets`` in name order."""
+        return [DEFAULT_TARGET, *sorted(self.targets)]
 
     def safe_dump(self) -> dict[str, Any]:
         """A dump for logs and ``rueckkanal config``: secrets masked, paths as text."""

@@ -161,6 +161,8 @@ class MessageRenderer:
         if event.aktenzeichen is not None:
             _text(vorgang, "aktenzeichen", event.aktenzeichen)
         _text(vorgang, "leistung", event.leistung)
+        if event.antrags_id is not None:
+            _text(vorgang, "antragsID", event.antrags_id)
         if event.postfach_ref is not None:
             _text(vorgang, "postfachReferenz", event.postfach_ref)
 

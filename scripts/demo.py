@@ -1,11 +1,13 @@
 """``make demo``: the whole way from the Fachverfahren to the portal on this machine, in one command.
 
-Starts (or reuses) the local Kafka broker, the reference portal (``rueckkanal portal-sim``) and one worker with
-both stages, each with topic names and a consumer group of this run only. Publishes every example record of
-``config/examples/`` (file-name order) and a handful of broken records, waits until the portal holds every status
-and the dead-letter queue every broken record, and prints what the portal holds per Vorgang and what went to the
-dead-letter queue, with the reason code. Then it keeps running until Ctrl-C (``--once``: exits at once), stops the
-worker and the portal simulator with SIGTERM, and the broker only if it started it.
+Starts (or reuses) the local Kafka broker, the reference portal (``rueckkanal portal-sim``), the ZBP simulator
+(``portal-sim --mode zbp``, trusting a CA made for this run) and one worker with both stages and two delivery
+targets (the XÖV portal and the ZBP), each with topic names and consumer groups of this run only. Publishes every
+example record of ``config/examples/`` (file-name order) and a handful of broken records, waits until the portal
+and the ZBP hold every status and the dead-letter queue every broken record, and prints per Vorgang what the
+portal and the BundID status monitor hold, and what went to the dead-letter queue, with the reason code. Then it
+keeps running until Ctrl-C (``--once``: exits at once), stops the worker and the simulators with SIGTERM, and the
+broker only if it started it.
 
 Children log JSON (never payloads) to files in the run's state directory, ``var/demo/<run>/`` by default.
 """
@@ -38,6 +40,7 @@ from pydantic import ValidationError
 
 from adapters.inbound.config import FachverfahrenConfig, build_adapter, load_fachverfahren
 from adapters.inbound.samples import read_sample
+from adapters.portal.sim.devca import issue, make_ca
 from rueckkanal.codelists import codelists
 from rueckkanal.settings import PROJECT_ROOT, Settings, TopicSettings
 from streams.app import kafka_client_options
@@ -74,6 +77,7 @@ class Vorgang:
     source: str  # its URI, the portal's "fachverfahren"
     vorgang_id: str
     messages: int  # how many status messages the portal must end up with
+    antrags_id: str | None = None  # the applicationId the BundID status monitor knows it by
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ def example_records(configs: dict[str, FachverfahrenConfig]) -> tuple[list[Recor
     """Every example file in file-name order, and the Vorgänge they make up (decoded as the worker will)."""
     records: list[Record] = []
     counts: dict[tuple[str, str, str], int] = {}
+    antrags_ids: dict[tuple[str, str, str], str | None] = {}
     for folder in sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and p.name in configs):
         config = configs[folder.name]
         adapter = build_adapter(config)
@@ -168,9 +173,13 @@ def example_records(configs: dict[str, FachverfahrenConfig]) -> tuple[list[Recor
             event = adapter.decode(sample.record(config.topic))
             ident = (config.name, event.source, event.vorgang_id)
             counts[ident] = counts.get(ident, 0) + 1
+            antrags_ids[ident] = event.antrags_id
             headers = [(name, value.encode()) for name, value in sample.headers.items()]
             records.append(Record(config.name, sample.key, sample.value_bytes(), headers))
-    return records, [Vorgang(name, source, vid, n) for (name, source, vid), n in counts.items()]
+    vorgaenge = [
+        Vorgang(name, source, vid, n, antrags_ids[(name, source, vid)]) for (name, source, vid), n in counts.items()
+    ]
+    return records, vorgaenge
 
 
 # -- the run's configuration -----------------------------------------------------------------------------------
@@ -184,6 +193,7 @@ class Run:
     portal_port: int
     web_port: int
     topics: TopicSettings
+    zbp_port: int = 8091
     status_port: int = 8095
     status_internal_port: int = 8096
     pepper: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -210,6 +220,14 @@ class Run:
         }
 
     @property
+    def zbp_url(self) -> str:
+        return f"http://127.0.0.1:{self.zbp_port}"
+
+    @property
+    def zbp_dir(self) -> Path:
+        return self.state_dir / "zbp"
+
+    @property
     def portal_url(self) -> str:
         return f"http://127.0.0.1:{self.portal_port}"
 
@@ -234,6 +252,13 @@ class Run:
             "RK_PORTAL__NAME": "portal-sim",
             "RK_PORTAL__URL": f"{self.portal_url}/rueckkanal/v1/nachrichten",
             "RK_DELIVERY__DRAIN_DEADLINE_S": "5",
+            # The second delivery target: the BundID status monitor and mailbox, signed with the run's own pair.
+            "RK_TARGETS__ZBP__ADAPTER": "zbp",
+            "RK_TARGETS__ZBP__NAME": "zbp-sim",
+            "RK_TARGETS__ZBP__STATUS_URL": f"{self.zbp_url}/zbp/v6/status",
+            "RK_TARGETS__ZBP__MESSAGE_URL": f"{self.zbp_url}/zbp/v6/message",
+            "RK_TARGETS__ZBP__SIGNING_KEY": str(self.zbp_dir / "signing.key"),
+            "RK_TARGETS__ZBP__SIGNING_CERT": str(self.zbp_dir / "signing.crt"),
         }
 
 
@@ -389,6 +414,7 @@ async def collect(run: Run, settings: Settings, vorgaenge: list[Vorgang], deadli
             late = time.monotonic() > deadline
             try:
                 arrived = Arrived({v: await portal_messages(http, run, v) for v in vorgaenge}, [])
+                arrived.zbp = await zbp_applications(http, run)
                 if arrived.portal_complete() or late:  # the DLQ is slower to read: only once the portal is done
                     arrived.dead_letters.extend(await read_dead_letters(settings))
             except (aiohttp.ClientError, KafkaError, TimeoutError) as error:
@@ -439,19 +465,38 @@ def _file_stem(vorgang_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in vorgang_id)
 
 
+async def zbp_applications(http: aiohttp.ClientSession, run: Run) -> dict[str, dict[str, Any]]:
+    """What the ZBP simulator holds, by applicationId: the status history and the mailbox messages."""
+    async with http.get(f"{run.zbp_url}/zbp/antraege") as response:
+        response.raise_for_status()
+        body = await response.json()
+    return {a["applicationId"]: a for a in body["antraege"]}
+
+
 @dataclass
 class Arrived:
     timelines: Timelines
     dead_letters: list[DeadLetter]
+    zbp: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def zbp_statuses(self, vorgang: Vorgang) -> list[dict[str, Any]]:
+        return list(self.zbp.get(vorgang.antrags_id or "", {}).get("statuses", []))
 
     def portal_complete(self) -> bool:
-        return all(len(messages) >= v.messages for v, messages in self.timelines.items())
+        return all(len(messages) >= v.messages for v, messages in self.timelines.items()) and all(
+            len(self.zbp_statuses(v)) >= v.messages for v in self.timelines if v.antrags_id
+        )
 
     def missing(self) -> list[str]:
         lines = [
             f"{v.fachverfahren} {v.vorgang_id}: {len(messages)} of {v.messages} status messages in the portal"
             for v, messages in self.timelines.items()
             if len(messages) < v.messages
+        ]
+        lines += [
+            f"{v.fachverfahren} {v.vorgang_id}: {len(self.zbp_statuses(v))} of {v.messages} statuses in the ZBP"
+            for v in self.timelines
+            if v.antrags_id and len(self.zbp_statuses(v)) < v.messages
         ]
         found = {
             ((d.key or b"").decode("utf-8", "replace"), d.header(H_STAGE), d.header(H_REASON))
@@ -497,7 +542,7 @@ def wrapped(steps: list[str], indent: str = "  ") -> Iterator[str]:
 
 def print_portal(run: Run, arrived: Arrived, links: dict[str, str]) -> None:
     heading(
-        "Im Portal angekommen: Statusverlauf je Vorgang, so wie ihn das Portal gespeichert hat; "
+        "Angekommen: Statusverlauf je Vorgang im Landesportal (XÖV) und im BundID-Statusmonitor (ZBP); "
         "darunter der Link für den Brief (status-web)"
     )
     antragsstatus = codelists().antragsstatus
@@ -511,6 +556,13 @@ def print_portal(run: Run, arrived: Arrived, links: dict[str, str]) -> None:
         say(f"  Statusseite: {link or '(noch kein Link)'}")
         if link is not None:
             say(f"  QR-Code:     {shown(run.state_dir)}/qr/{_file_stem(vorgang.vorgang_id)}.png (und .svg)")
+        if vorgang.antrags_id:
+            statuses = [s["status"] for s in arrived.zbp_statuses(vorgang)]
+            letters = arrived.zbp.get(vorgang.antrags_id, {}).get("messages", [])
+            say(f"  BundID (ZBP): {len(statuses)} Statusmeldungen, {len(letters)} Postfachnachrichten (signiert)")
+            for line in wrapped(statuses or ["(noch nichts)"], indent="    "):
+                say(line)
+            say(f"    Ansicht im BundID-Konto: {run.zbp_url}/zbp/ansicht/{vorgang.antrags_id}")
 
 
 def print_dead_letters(run: Run, letters: list[DeadLetter]) -> None:
@@ -539,7 +591,9 @@ def print_links(run: Run, vorgaenge: list[Vorgang]) -> None:
     say(f"  Worker bereit?                     {run.web_url}/readyz")
     say(f"  Dead Letters auf der Kommandozeile RK_KAFKA__BOOTSTRAP={run.bootstrap} RK_TOPICS__DLQ={run.topics.dlq} \\")
     say("                                       .venv/bin/rueckkanal dlq list")
-    say(f"  Logs (JSON)                        {shown(run.state_dir)}/worker.log, portal-sim.log, status-web.log")
+    say(f"  BundID-Statusmonitor (JSON)        {run.zbp_url}/zbp/antraege")
+    logs = "worker.log, portal-sim.log, zbp-sim.log, status-web.log"
+    say(f"  Logs (JSON)                        {shown(run.state_dir)}/{logs}")
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
@@ -552,6 +606,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-port", type=int, default=6066, help="worker metrics and health port (6066)")
     parser.add_argument("--status-port", type=int, default=8095, help="port of the citizens' status pages (8095)")
     parser.add_argument("--status-internal-port", type=int, default=8096, help="status-web metrics and link API (8096)")
+    parser.add_argument("--zbp-port", type=int, default=8091, help="port of the ZBP simulator (8091)")
     parser.add_argument("--state-dir", type=Path, help="logs and databases of this run (var/demo/<run>)")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds for each wait (60)")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of the run's topics (3)")
@@ -570,16 +625,22 @@ def new_run(args: argparse.Namespace, bootstrap: str) -> Run:
         receipts=f"{prefix}.receipts",
         partitions=args.partitions,
     )
-    return Run(
+    run = Run(
         run_id,
         state_dir,
         bootstrap,
         args.portal_port,
         args.web_port,
         topics,
+        args.zbp_port,
         args.status_port,
         args.status_internal_port,
     )
+    ca = make_ca("Rückkanal Demo-CA")  # this run's own, never committed; the ZBP simulator trusts it
+    run.zbp_dir.mkdir(parents=True, exist_ok=True)
+    ca.write(run.zbp_dir / "ca.pem")
+    issue(ca, run.zbp_dir, "stadt-leipzig-rueckkanal-demo", key_name="signing.key", cert_name="signing.crt")
+    return run
 
 
 @dataclass
@@ -594,14 +655,19 @@ def start_children(run: Run, deadline_s: float, started: Started) -> None:
     portal_args = ["portal-sim", "--port", str(run.portal_port), "--db", str(run.state_dir / "portal.sqlite3")]
     portal = Child.start("portal-sim", portal_args, {}, run.state_dir / "portal-sim.log")
     started.children.append(portal)
+    zbp_args = ["portal-sim", "--mode", "zbp", "--port", str(run.zbp_port), "--zbp-ca", str(run.zbp_dir / "ca.pem")]
+    zbp = Child.start("zbp-sim", zbp_args, {}, run.state_dir / "zbp-sim.log")
+    started.children.append(zbp)
     worker = Child.start("worker", ["worker", "--role", "all"], run.worker_env(), run.state_dir / "worker.log")
     started.children.append(worker)
     deadline = time.monotonic() + deadline_s
     portal.wait_for_event("portal-sim ready", deadline)
     say(f"  Portal-Simulator  {run.portal_url}  (PID {portal.proc.pid}) bereit")
+    zbp.wait_for_event("portal-sim ready", deadline)
+    say(f"  ZBP-Simulator     {run.zbp_url}  (PID {zbp.proc.pid}) bereit, BundID-Statusmonitor und -Postfach")
     worker.wait_for_event("worker ready", deadline)
     asyncio.run(wait_ready(f"{run.web_url}/readyz", deadline))
-    say(f"  Worker            {run.web_url}  (PID {worker.proc.pid}) bereit, ingest + delivery")
+    say(f"  Worker            {run.web_url}  (PID {worker.proc.pid}) bereit, ingest + delivery (Ziele default, zbp)")
     status = Child.start("status-web", ["status-web"], run.status_web_env(), run.state_dir / "status-web.log")
     started.children.append(status)
     status.wait_for_event("status-web ready", deadline)
@@ -614,6 +680,7 @@ def demo(args: argparse.Namespace, started: Started) -> None:
         (args.web_port, "--web-port"),
         (args.status_port, "--status-port"),
         (args.status_internal_port, "--status-internal-port"),
+        (args.zbp_port, "--zbp-port"),
     )
     for port, flag in ports:
         if not port_free(port):

@@ -34,11 +34,21 @@ cli = typer.Typer(
 @cli.command()
 def worker(
     role: Annotated[Role, typer.Option(help="run both stages, or only ingest or only delivery")] = Role.ALL,
+    target: Annotated[
+        str | None,
+        typer.Option(help="only this delivery target (default: every one; `default` is the portal section)"),
+    ] = None,
 ) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C."""
+    from rueckkanal.errors import ConfigError
     from streams.worker import build_worker  # faust is heavy to import; the other commands do not need it
 
-    build_worker(load_settings(), role).execute_from_commandline()
+    try:
+        built = build_worker(load_settings(), role, target)
+    except ConfigError as error:
+        typer.echo(f"rueckkanal worker: {error.message}", err=True)
+        raise typer.Exit(2) from None
+    built.execute_from_commandline()
 
 
 @cli.command("config")

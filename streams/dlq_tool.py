@@ -29,7 +29,7 @@ from lxml import etree
 from adapters.inbound.config import load_fachverfahren
 from rueckkanal import safexml
 from rueckkanal.errors import DecodeError
-from rueckkanal.settings import Settings
+from rueckkanal.settings import DEFAULT_TARGET, Settings
 from streams.app import kafka_client_options
 from streams.cliutil import load_settings
 from streams.dlq import is_stub, without_rk_error_headers
@@ -44,8 +44,10 @@ from streams.headers import (
     H_REPLAY_AT,
     H_REPLAY_COUNT,
     H_REPLAY_FROM,
+    H_REPLAY_TARGET,
     H_SOURCE,
     H_STAGE,
+    H_TARGET,
     H_TOPIC,
     Headers,
     header,
@@ -114,6 +116,7 @@ class Filters:
     source: str | None = None
     since: datetime | None = None
     ids: frozenset[str] = frozenset()
+    target: str | None = None
 
     def match(self, letter: DeadLetter) -> bool:
         if self.ids and letter.id not in self.ids:
@@ -121,6 +124,8 @@ class Filters:
         if self.reason and letter.header(H_REASON) != self.reason:
             return False
         if self.source and letter.header(H_SOURCE) != self.source:
+            return False
+        if self.target and failed_target(letter) != self.target:
             return False
         failed_at = letter.failed_at
         return not (self.since and (failed_at is None or failed_at < self.since))
@@ -221,15 +226,29 @@ def replay_partition(letter: DeadLetter, partitions: Iterable[int]) -> int | Non
     return original if original is not None and original in set(partitions) else None
 
 
+def failed_target(letter: DeadLetter) -> str | None:
+    """The delivery target a delivery dead letter failed at (``rk.error.target``; the default target for dead
+    letters written before there were targets), or None for the other stages."""
+    if letter.header(H_STAGE) != "delivery":
+        return None
+    return letter.header(H_TARGET) or DEFAULT_TARGET
+
+
 def replay_headers(letter: DeadLetter, now: datetime) -> Headers:
+    """The replayed record's headers: the original ones without ``rk.error.*`` and old ``rk.replay.*``, plus the
+    replay's own; a delivery dead letter names its target (``rk.replay.target``) so that only it delivers again."""
     previous = header_int(letter.headers, H_REPLAY_COUNT, minimum=0) or 0
     kept = without_headers(without_rk_error_headers(letter.headers), "rk.replay.")
-    return [
+    headers = [
         *kept,
         (H_REPLAY_COUNT, str(previous + 1).encode()),
         (H_REPLAY_AT, now.isoformat(timespec="milliseconds").encode()),
         (H_REPLAY_FROM, letter.id.encode()),
     ]
+    target = failed_target(letter)
+    if target is not None:
+        headers.append((H_REPLAY_TARGET, target.encode()))
+    return headers
 
 
 async def replay(settings: Settings, planned: Iterable[tuple[DeadLetter, str]], rate: float | None) -> int:
@@ -377,12 +396,17 @@ SinceOpt = Annotated[
     datetime | None, typer.Option(help="only records that failed at or after this time (UTC if no zone)")
 ]
 IdOpt = Annotated[list[str] | None, typer.Option("--id", help="only this record, PARTITION:OFFSET; repeatable")]
+TargetOpt = Annotated[
+    str | None, typer.Option(help="only delivery dead letters of this target (rk.error.target), e.g. zbp")
+]
 
 
-def _filters(reason: str | None, source: str | None, since: datetime | None, ids: list[str] | None) -> Filters:
+def _filters(
+    reason: str | None, source: str | None, since: datetime | None, ids: list[str] | None, target: str | None = None
+) -> Filters:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    return Filters(reason=reason, source=source, since=since, ids=frozenset(ids or ()))
+    return Filters(reason=reason, source=source, since=since, ids=frozenset(ids or ()), target=target)
 
 
 def _selected(settings: Settings, filters: Filters) -> Iterator[DeadLetter]:
@@ -390,11 +414,17 @@ def _selected(settings: Settings, filters: Filters) -> Iterator[DeadLetter]:
 
 
 @dlq_cli.command("list")
-def list_command(reason: ReasonOpt = None, source: SourceOpt = None, since: SinceOpt = None, ids: IdOpt = None) -> None:
+def list_command(
+    reason: ReasonOpt = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    ids: IdOpt = None,
+    target: TargetOpt = None,
+) -> None:
     """One line per dead letter: id, time, stage, reason, source, original topic."""
     settings = load_settings()
     typer.echo(f"{'ID':<10} {'FAILED AT (UTC)':<24} {'STAGE':<10} {'REASON':<24} {'SOURCE':<20} ORIGINAL TOPIC")
-    for letter in _selected(settings, _filters(reason, source, since, ids)):
+    for letter in _selected(settings, _filters(reason, source, since, ids, target)):
         typer.echo(
             f"{letter.id:<10} {letter.header(H_FAILED_AT) or '-':<24} {letter.header(H_STAGE) or '-':<10} "
             f"{letter.header(H_REASON) or '-':<24} {letter.header(H_SOURCE) or '-':<20} {letter.header(H_TOPIC) or '-'}"
@@ -434,25 +464,28 @@ def replay_command(
     source: SourceOpt = None,
     since: SinceOpt = None,
     ids: IdOpt = None,
+    target: TargetOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be replayed, write nothing")] = False,
     rate: Annotated[float | None, typer.Option(help="records per second at most", min=0.01)] = None,
 ) -> None:
     """Put matching dead letters back where the failed stage allows: the outbox for delivery failures, the
     configured Fachverfahren topic for ingest and lifecycle failures. Refused records are listed; exit code 1."""
     settings = load_settings()
-    letters = list(_selected(settings, _filters(reason, source, since, ids)))
+    letters = list(_selected(settings, _filters(reason, source, since, ids, target)))
     needs_sources = any(letter.header(H_STAGE) in INGEST_STAGES for letter in letters)
     sources = source_topics(settings) if needs_sources else frozenset()
     planned: list[tuple[DeadLetter, str]] = []
     refused = 0
     for letter in letters:
-        target = replay_target(letter, settings, sources)
-        if isinstance(target, Refused):
+        topic = replay_target(letter, settings, sources)
+        if isinstance(topic, Refused):
             refused += 1
-            typer.echo(f"refusing {letter.id}: {target.why}")
+            typer.echo(f"refusing {letter.id}: {topic.why}")
         else:
-            planned.append((letter, target))
-            typer.echo(f"{'would replay' if dry_run else 'replaying'} {letter.id} → {target}")
+            planned.append((letter, topic))
+            only = failed_target(letter)
+            to = f"{topic} (target {only})" if only else topic
+            typer.echo(f"{'would replay' if dry_run else 'replaying'} {letter.id} → {to}")
     if dry_run:
         typer.echo(f"{len(letters)} record(s) match, {refused} refused; nothing written (--dry-run)")
     else:

@@ -38,11 +38,15 @@ H_ORIGINAL_KEY_DROPPED = "rk.original.key_dropped"  # a stub: the original key w
 H_ATTEMPTS = "rk.attempts"
 H_FAILED_AT = "rk.failed_at"
 H_SOURCE = "rk.source"  # the configured Fachverfahren name, written by the pipeline only
+H_TARGET = "rk.error.target"  # a delivery dead letter: the delivery target that failed (settings targets)
 
 # -- replays (streams/dlq_tool.py) --------------------------------------------------------------------------------
 H_REPLAY_COUNT = "rk.replay.count"
 H_REPLAY_AT = "rk.replay.at"
 H_REPLAY_FROM = "rk.replay.from"
+# A replayed delivery dead letter on the outbox: only this delivery target delivers it again, the others skip it.
+# The outbox is written by the pipeline only (ingest strips rk.* from Fachverfahren records), so this is ours.
+H_REPLAY_TARGET = "rk.replay.target"
 
 # -- the outbox (streams/ingest.py writes them, delivery and the portal adapters read them) -----------------------
 H_NACHRICHTEN_UUID = "nachrichtenUUID"

@@ -491,7 +491,7 @@ class IngestStage:
     ) -> _Write:
         """Dead-letter ``record``: a copy if it fits the record limit, else (or if Kafka refuses it) a stub."""
         self.metrics.events_rejected.labels(source, error.reason.value).inc()
-        self.metrics.dead_letters.labels(stage, error.reason.value).inc()
+        self.metrics.dead_letters.labels(stage, error.reason.value, "").inc()
         origin = Origin(record.topic, record.partition, record.offset, record.timestamp_ms)
         log_outcome(
             topic=origin.topic,

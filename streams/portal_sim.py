@@ -62,11 +62,19 @@ def portal_sim_command(
         float, typer.Option(help="share of token requests answered 5xx/garbage", rich_help_panel=_FAULTS)
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="seed of the fault dice", rich_help_panel=_FAULTS)] = None,
+    mode: Annotated[
+        str, typer.Option(help="xoev (the XÖV back channel) or zbp (BundID status monitor, mailbox)")
+    ] = "xoev",
+    zbp_ca: Annotated[
+        Path | None, typer.Option(help="mode zbp: PEM of the CA whose signing certificates are trusted")
+    ] = None,
+    zbp_role: Annotated[str, typer.Option(help="mode zbp: role the authorToken must carry")] = "THIRD_PARTY",
+    zbp_leeway: Annotated[int, typer.Option(min=0, help="mode zbp: seconds of clock skew forgiven on exp")] = 0,
     log_format: Annotated[LogFormat, typer.Option(help="json or console")] = LogFormat.JSON,
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run the reference portal (XÖV back channel with XSD check, de-duplication, OAuth2, fault injection)."""
-    from adapters.portal.sim.config import DuplicateAnswer, OAuth2Client, SimConfig, TlsServer
+    from adapters.portal.sim.config import DuplicateAnswer, OAuth2Client, SimConfig, SimMode, TlsServer, ZbpTrust
     from adapters.portal.sim.faults import FaultSpec
     from adapters.portal.sim.server import run
 
@@ -104,6 +112,14 @@ def portal_sim_command(
     if (oauth2_client_id is None) != (oauth2_client_secret is None):
         typer.echo("rueckkanal portal-sim: --oauth2-client-id and --oauth2-client-secret go together", err=True)
         raise typer.Exit(2)
+    try:
+        sim_mode = SimMode(mode)
+    except ValueError:
+        typer.echo("rueckkanal portal-sim: --mode is xoev or zbp", err=True)
+        raise typer.Exit(2) from None
+    if (sim_mode is SimMode.ZBP) != (zbp_ca is not None):
+        typer.echo("rueckkanal portal-sim: --mode zbp and --zbp-ca go together", err=True)
+        raise typer.Exit(2)
     if tls_cert is None and (tls_key is not None or tls_client_ca is not None):
         typer.echo("rueckkanal portal-sim: --tls-key and --tls-client-ca need --tls-cert", err=True)
         raise typer.Exit(2)
@@ -120,6 +136,8 @@ def portal_sim_command(
         ),
         tls=TlsServer(tls_cert, tls_key, tls_client_ca) if tls_cert is not None else None,
         faults=faults,
+        mode=sim_mode,
+        zbp=ZbpTrust(zbp_ca, zbp_role, zbp_leeway) if zbp_ca is not None else None,
     )
     logs.setup(LogSettings(format=log_format, level=log_level.upper()))
     run(config)

@@ -179,8 +179,8 @@ class _FaustConsumerState:
                 end = ends.get(tp)
                 if position is not None and end is not None:
                     lag += max(0, end - position)
-            metrics.consumer_lag.labels(stage).set(lag)
-            metrics.assigned_partitions.labels(stage).set(len(partitions))
+            metrics.consumer_lag.labels(stage, "").set(lag)
+            metrics.assigned_partitions.labels(stage, "").set(len(partitions))
             self.lag[stage] = lag
 
     def work_waiting(self) -> bool:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import faust
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
-from adapters.inbound.config import load_fachverfahren
+from adapters.inbound.config import FachverfahrenConfig, load_fachverfahren
 from adapters.portal.xoev_http import XoevHttpPortal
+from adapters.portal.zbp import ZbpPortal
 from rueckkanal.errors import ConfigError
 from rueckkanal.lifecycle import Policy
 from rueckkanal.metrics import Metrics
-from rueckkanal.settings import Settings
+from rueckkanal.settings import DEFAULT_TARGET, Settings, ZbpSettings
 from rueckkanal.xoev import MessageRenderer
 from streams import logs
 from streams.app import Pipeline, Role, create_pipeline, kafka_client_options
@@ -112,8 +113,11 @@ class RueckkanalWorker(faust.Worker):
         log.info("worker ready", app_id=app.conf.id, role=self.role.value, web=web)
 
 
-def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
-    """Wire settings, Fachverfahren mappings, renderer and stages into one runnable worker."""
+def build_worker(settings: Settings, role: Role, target: str | None = None) -> RueckkanalWorker:
+    """Wire settings, Fachverfahren mappings, renderer and stages into one runnable worker.
+
+    With the delivery stage, one dispatcher per delivery target (``settings.target_names()``), or only ``target``.
+    """
     logs.configure_structlog()
     pipeline = create_pipeline(settings)
     metrics = process_metrics()
@@ -128,9 +132,21 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
             metrics,
             policy=Policy(settings.ingest.lifecycle_policy),
         )
+    targets: dict[str, str] = {}
     if role in (Role.ALL, Role.DELIVERY):
-        services.append(DeliveryService(build_dispatcher(settings, pipeline.readiness, metrics, pipeline.progress)))
-    metrics.initialise(sources=[fv.name for fv in fachverfahren], portals=[settings.portal.name])
+        names = settings.target_names()
+        if target is not None and target not in names:
+            raise ConfigError(f"unknown delivery target {target!r}; configured: {', '.join(names)}")
+        for name in [target] if target is not None else names:
+            dispatcher = build_dispatcher(
+                settings, pipeline.readiness, metrics, pipeline.progress, target=name, fachverfahren=fachverfahren
+            )
+            services.append(DeliveryService(dispatcher))
+            targets[name] = dispatcher.config.portal_name
+    elif target is not None:
+        raise ConfigError("--target needs --role delivery or all")
+    zbp_targets = [name for name in targets if isinstance(settings.targets.get(name), ZbpSettings)]
+    metrics.initialise(sources=[fv.name for fv in fachverfahren], targets=targets, zbp_targets=zbp_targets)
     source_topics = ingest.source_topics if ingest is not None else []
     payload_limits = {fv.name: fv.max_payload_bytes for fv in fachverfahren} if ingest is not None else {}
     return RueckkanalWorker(
@@ -139,15 +155,25 @@ def build_worker(settings: Settings, role: Role) -> RueckkanalWorker:
 
 
 def build_dispatcher(
-    settings: Settings, readiness: Readiness, metrics: Metrics, progress: Progress | None = None
+    settings: Settings,
+    readiness: Readiness,
+    metrics: Metrics,
+    progress: Progress | None = None,
+    *,
+    target: str = DEFAULT_TARGET,
+    fachverfahren: Sequence[FachverfahrenConfig] = (),
 ) -> DeliveryDispatcher:
+    """The dispatcher of one delivery target. The default target (``portal``) keeps the consumer group
+    ``{app_id}.delivery`` of single-portal deployments; every other target reads as ``{app_id}.delivery.{name}``."""
     d = settings.delivery
+    portal = build_portal(settings, target, fachverfahren, metrics)
     config = DispatcherConfig(
         outbox_topic=settings.topics.outbox,
         dlq_topic=settings.topics.dlq,
         receipts_topic=settings.topics.receipts,
-        group_id=f"{settings.app_id}.delivery",
-        portal_name=settings.portal.name,
+        group_id=delivery_group(settings.app_id, target),
+        portal_name=portal.name,
+        target=target,
         window_per_partition=d.window_per_partition,
         max_concurrent_requests=d.max_concurrent_requests,
         commit_interval_s=d.commit_interval_s,
@@ -163,7 +189,30 @@ def build_dispatcher(
     breaker = CircuitBreaker(
         failure_threshold=d.breaker_failure_threshold, open_s=d.breaker_open_s, max_open_s=d.breaker_max_open_s
     )
-    portal = XoevHttpPortal(settings.portal)
     return DeliveryDispatcher(
         config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness, progress
     )
+
+
+def delivery_group(app_id: str, target: str) -> str:
+    """The consumer group of a delivery target on the outbox."""
+    return f"{app_id}.delivery" if target == DEFAULT_TARGET else f"{app_id}.delivery.{target}"
+
+
+def build_portal(
+    settings: Settings, target: str, fachverfahren: Sequence[FachverfahrenConfig], metrics: Metrics
+) -> XoevHttpPortal | ZbpPortal:
+    """The adapter of one delivery target, from its settings; a key or certificate that cannot be used stops the
+    worker here, at start."""
+    if target == DEFAULT_TARGET:
+        return XoevHttpPortal(settings.portal)
+    config = settings.targets[target]
+    if isinstance(config, ZbpSettings):
+        shortened = metrics.zbp_fields_shortened
+        return ZbpPortal(
+            config,
+            fachverfahren or load_fachverfahren(settings.fachverfahren_dir),
+            sender_name=settings.xoev.autor.name or settings.xoev.produkthersteller,
+            on_shortened=lambda field: shortened.labels(target, field).inc(),
+        )
+    return XoevHttpPortal(config)

@@ -32,6 +32,7 @@ Target = Literal[
     "zusatzinformation",
     "hinweistext",
     "postfachReferenz",
+    "antragsId",
     "zahlung.betrag",
     "zahlung.waehrung",
     "zahlung.verwendungszweck",

@@ -29,12 +29,17 @@ from typing import Self
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """One rendered XÖV message on its way out; ``vorgang_key`` is for routing and logs (hash it before logging)."""
+    """One rendered XÖV message on its way out; ``vorgang_key`` is for routing and logs (hash it before logging).
+
+    ``source`` is the configured Fachverfahren name from the outbox header ``rk.source`` (written by the pipeline
+    only), for adapters that need the Fachverfahren's config (the Leistung's name); None when it is missing.
+    """
 
     nachrichten_uuid: str
     vorgang_key: str
     xml: bytes
     traceparent: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

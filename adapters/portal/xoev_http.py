@@ -29,7 +29,7 @@ from adapters.portal.classify import classify, is_transient
 from adapters.portal.httpbody import read_capped
 from adapters.portal.oauth2 import ClientCredentials, TokenCache
 from adapters.portal.retry_after import parse_retry_after
-from adapters.portal.xoev_http_config import PortalAuth, PortalHttpConfig
+from adapters.portal.xoev_http_config import PortalAuth, PortalHttpConfig, PortalTls
 from rueckkanal.errors import ConfigError, PermanentDeliveryError, Reason, RueckkanalError, TransientDeliveryError
 from rueckkanal.tracecontext import valid_traceparent
 from rueckkanal.xoev import PortalAnswer, Quittung, parse_portal_answer
@@ -179,7 +179,11 @@ def build_ssl_context(config: PortalHttpConfig) -> ssl.SSLContext | None:
 
     Built when the adapter is created, so a missing or wrong file stops the worker at start, not at first send.
     """
-    tls = config.tls
+    return ssl_context_for(config.tls, "portal.tls")
+
+
+def ssl_context_for(tls: PortalTls, section: str) -> ssl.SSLContext | None:
+    """The TLS context of a ``tls`` section (CA bundle, client certificate), or None for aiohttp's default."""
     if tls.ca_bundle is None and tls.client_cert is None:
         return None
     try:
@@ -187,5 +191,5 @@ def build_ssl_context(config: PortalHttpConfig) -> ssl.SSLContext | None:
         if tls.client_cert is not None:
             context.load_cert_chain(str(tls.client_cert), str(tls.client_key) if tls.client_key else None)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"portal.tls: cannot load the CA bundle or client certificate ({exc.strerror})") from None
+        raise ConfigError(f"{section}: cannot load the CA bundle or client certificate ({exc.strerror})") from None
     return context

@@ -13,6 +13,9 @@
   exception while delivering, receipting or dead-lettering a message is logged and that message tried again with
   backoff, at the head of its Vorgang's queue.
 * Only a valid W3C ``traceparent`` leaves for the portal; any other is dropped and counted.
+* One dispatcher per delivery target (settings ``targets``), each its own consumer group: a dead letter names its
+  target (``rk.error.target``), and a replayed record that names another target (``rk.replay.target``, written by
+  ``rueckkanal dlq replay``) is skipped, so a replay reaches only the target that failed.
 * Progress (``/healthz``): every portal verdict and every outcome is a step forward; messages queued while the
   circuit is not open are work waiting (an open circuit waiting for its timer is expected, not a stall).
 """
@@ -43,6 +46,7 @@ from rueckkanal.errors import (
     TransientDeliveryError,
 )
 from rueckkanal.metrics import CIRCUIT_STATES, Metrics
+from rueckkanal.settings import DEFAULT_TARGET
 from rueckkanal.tracecontext import valid_traceparent
 from streams import kafka_transport
 from streams.delivery.breaker import CircuitBreaker, CircuitState
@@ -51,10 +55,12 @@ from streams.delivery.retry import RetryPolicy
 from streams.dlq import RECORD_HEADROOM, Origin, dead_letter_headers, estimated_size, record_refused, stub_record
 from streams.headers import (
     H_NACHRICHTEN_UUID,
+    H_REPLAY_TARGET,
     H_SEQUENCE,
     H_SOURCE,
     H_STATUS,
     H_STATUS_TIME,
+    H_TARGET,
     H_TRACEPARENT,
     header_bytes,
 )
@@ -83,6 +89,7 @@ class DispatcherConfig:
     drain_deadline_s: float = 20.0
     fetch_max_records: int = 1000
     max_request_size: int = 1_048_576  # the producer's limit; a dead letter above it is written as a stub
+    target: str = DEFAULT_TARGET  # the delivery target (settings targets): metric label, rk.error.target
 
 
 @dataclass
@@ -143,6 +150,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner: asyncio.Task[None] | None = None
         self._last_commit = 0.0
         self._labels = config.portal_name
+        self._target = config.target
         self._last_failure: Reason | None = None  # named when the circuit opens: the operator's first clue
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -168,7 +176,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.producer.start()
         await self.consumer.start()
         self.consumer.subscribe([self.config.outbox_topic], listener=self)
-        self.metrics.circuit_state.labels(self._labels).set(CIRCUIT_STATES[self.breaker.state.value])
+        self.metrics.circuit_state.labels(self._target, self._labels).set(CIRCUIT_STATES[self.breaker.state.value])
         self._runner = asyncio.create_task(self._run(), name="rueckkanal.delivery")
 
     async def stop(self) -> None:
@@ -216,6 +224,10 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _accept(self, tp: TopicPartition, partition: _Partition, record: ConsumerRecord[bytes, bytes]) -> None:
         partition.offsets.start(record.offset)
+        replay_for = _header(record, H_REPLAY_TARGET)
+        if replay_for is not None and replay_for != self._target:
+            partition.offsets.finish(record.offset)  # a replay for another target: not ours to deliver again
+            return
         uuid = _header(record, H_NACHRICHTEN_UUID) or f"{tp.topic}/{tp.partition}/{record.offset}"
         item = _Item(record=record, tp=tp, nachrichten_uuid=uuid)
         key = (tp, record.key)
@@ -279,7 +291,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         partition = self._partitions.get(item.tp)
         if partition is not None and item.nachrichten_uuid in partition.delivered:
-            self.metrics.deliveries.labels(self._labels, "duplicate").inc()
+            self.metrics.deliveries.labels(self._target, self._labels, "duplicate").inc()
             self._outcome(item, "duplicate", reason="already_delivered")
             return
         failing_since: float | None = None
@@ -320,6 +332,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 vorgang_key=(item.record.key or b"").decode("utf-8", "replace"),
                 xml=item.record.value or b"",
                 traceparent=traceparent,
+                source=_header(item.record, H_SOURCE),
             )
         return item.message
 
@@ -336,7 +349,9 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 try:
                     receipt = await self.portal.send(message)
                 finally:
-                    self.metrics.delivery_duration.labels(self._labels).observe(time.perf_counter() - started)
+                    self.metrics.delivery_duration.labels(self._target, self._labels).observe(
+                        time.perf_counter() - started
+                    )
         except TransientDeliveryError as error:
             verdict_given = True
             self._verdict("transient", error.reason)
@@ -378,7 +393,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             self.breaker.record_failure()
         else:
             self.breaker.record_success()
-        self.metrics.delivery_attempts.labels(self._labels, result).inc()
+        self.metrics.delivery_attempts.labels(self._target, self._labels, result).inc()
         self.progress.advanced(STAGE)
 
     async def _wait_for_circuit(self) -> None:
@@ -405,29 +420,31 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         if partition is not None:
             partition.remember(item.nachrichten_uuid)
         outcome = "duplicate" if receipt.duplicate else "delivered"
-        self.metrics.deliveries.labels(self._labels, outcome).inc()
+        self.metrics.deliveries.labels(self._target, self._labels, outcome).inc()
         status_time = _parse_time(_header(record, H_STATUS_TIME))
         if status_time is not None:
             latency = (delivered_at - status_time).total_seconds()
-            self.metrics.end_to_end_latency.labels(self._labels).observe(max(latency, 0.0))
+            self.metrics.end_to_end_latency.labels(self._target, self._labels).observe(max(latency, 0.0))
         self._outcome(item, outcome)
 
     async def _dead_letter(self, item: _Item, error: RueckkanalError) -> None:
         record = item.record
         origin = Origin(record.topic, record.partition, record.offset, record.timestamp)
         original = list(record.headers or ())
-        headers = dead_letter_headers(original, error, stage=STAGE, origin=origin, attempts=item.attempts)
+        target = (H_TARGET, self._target.encode())
+        headers = [*dead_letter_headers(original, error, stage=STAGE, origin=origin, attempts=item.attempts), target]
         limit = self.config.max_request_size - RECORD_HEADROOM
-        stub = stub_record(
+        stub_key, stub_value, stub_headers = stub_record(
             record.key, record.value, original, error, stage=STAGE, origin=origin, record_limit=limit,
             attempts=item.attempts,
         )  # fmt: skip
+        stub = (stub_key, stub_value, [*stub_headers, target])
         if estimated_size(record.key, record.value, headers) > limit:
             await self._produce(self.config.dlq_topic, *stub)
         else:
             await self._produce(self.config.dlq_topic, record.key, record.value, headers, refused=stub)
-        self.metrics.deliveries.labels(self._labels, "dead_lettered").inc()
-        self.metrics.dead_letters.labels("delivery", error.reason.value).inc()
+        self.metrics.deliveries.labels(self._target, self._labels, "dead_lettered").inc()
+        self.metrics.dead_letters.labels("delivery", error.reason.value, self._target).inc()
         self._outcome(item, "dead_lettered", reason=error.reason.value, portal_code=getattr(error, "portal_code", None))
 
     def _outcome(self, item: _Item, outcome: str, **fields: Any) -> None:
@@ -443,6 +460,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             vorgang_key=record.key,
             traceparent=item.message.traceparent if item.message is not None else None,
             stage="delivery",
+            target=self._target,
             portal=self._labels,
             attempts=item.attempts,
             **fields,
@@ -519,14 +537,14 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._drain(ours)
         for tp in ours:
             self._partitions.pop(tp, None)
-        self.metrics.assigned_partitions.labels("delivery").set(len(self._partitions))
+        self.metrics.assigned_partitions.labels("delivery", self._target).set(len(self._partitions))
         if not self._partitions:
             self.readiness.not_ready(READY_CONDITION, "delivery consumer owns no outbox partitions")
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
             self._partitions.setdefault(tp, _Partition())
-        self.metrics.assigned_partitions.labels("delivery").set(len(self._partitions))
+        self.metrics.assigned_partitions.labels("delivery", self._target).set(len(self._partitions))
         if self._partitions:
             self.readiness.ready(READY_CONDITION)
 
@@ -537,25 +555,27 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         return self.breaker.state is not CircuitState.OPEN and any(self._queues.values())
 
     def _on_circuit_change(self, state: CircuitState) -> None:
-        self.metrics.circuit_state.labels(self._labels).set(CIRCUIT_STATES[state.value])
+        self.metrics.circuit_state.labels(self._target, self._labels).set(CIRCUIT_STATES[state.value])
         reason = self._last_failure.value if state is CircuitState.OPEN and self._last_failure else None
-        log.warning("circuit breaker changed", portal=self._labels, state=state.value, reason=reason)
+        log.warning(
+            "circuit breaker changed", target=self._target, portal=self._labels, state=state.value, reason=reason
+        )
 
     def _update_gauges(self) -> None:
         in_flight = sum(p.offsets.in_flight for p in self._partitions.values())
-        self.metrics.in_flight.labels(self._labels).set(in_flight)
+        self.metrics.in_flight.labels(self._target, self._labels).set(in_flight)
         oldest = min(
             (queue[0].record.timestamp for queue in self._queues.values() if queue),
             default=None,
         )
         age = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000)
-        self.metrics.oldest_undelivered_age.labels(self._labels).set(age)
+        self.metrics.oldest_undelivered_age.labels(self._target, self._labels).set(age)
         lag = 0
         for tp, partition in self._partitions.items():
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
                 lag += max(0, highwater - (partition.committed or 0))
-        self.metrics.consumer_lag.labels("delivery").set(lag)
+        self.metrics.consumer_lag.labels("delivery", self._target).set(lag)
 
 
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:

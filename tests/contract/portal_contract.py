@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import itertools
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -32,6 +33,12 @@ from rueckkanal.xoev import MessageRenderer
 SOURCE = "urn:de:leipzig:fachverfahren:hundesteuer"
 LEISTUNG = "99050012104000"
 _ids = itertools.count(1)
+_ANTRAGS_IDS = uuid.UUID("0f5c3b1e-8d2a-5e47-9c61-7a0b2d4e6f13")
+
+
+def antrags_id_for(vorgang_id: str) -> str:
+    """The portal's application UUID of a test Vorgang (every contract message carries one; the ZBP needs it)."""
+    return str(uuid.uuid5(_ANTRAGS_IDS, vorgang_id))
 
 
 def statusmeldung(
@@ -43,6 +50,7 @@ def statusmeldung(
     event_id: str | None = None,
     traceparent: str | None = None,
     status_text: str | None = None,
+    **extra: object,
 ) -> OutboundMessage:
     """A schema-valid Statusmeldung 0100 rendered by the core, as the outbox would carry it.
 
@@ -50,16 +58,19 @@ def statusmeldung(
     call is also a Vorgang of its own, so tests do not see each other's messages.
     """
     number = next(_ids)
+    vorgang_id = vorgang_id or f"vorgang-{number}"
     values: dict[str, object] = {
         "source": source,
         "eventId": event_id or f"event-{number}",
-        "vorgangId": vorgang_id or f"vorgang-{number}",
+        "vorgangId": vorgang_id,
+        "antragsId": antrags_id_for(vorgang_id),
         "leistung": LEISTUNG,
         "status": status,
         "statusZeit": datetime(2026, 3, 1, 12, sequence % 60, tzinfo=UTC),
     }
     if status_text is not None:
         values["statusText"] = status_text
+    values.update(extra)
     event = StatusEvent.from_mapping(values)
     state = VorgangState(status=status, sequence=sequence, last_event_time=event.status_time, recent_event_ids=())
     rendered = MessageRenderer(XoevSettings()).render(event, state)

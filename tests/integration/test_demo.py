@@ -38,10 +38,12 @@ DEAD_LETTERS = [
 def test_demo_once_prints_portal_timelines_and_dead_letters_and_stops_everything(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    portal_port, web_port, status_port, status_internal = free_port(), free_port(), free_port(), free_port()
+    portal_port, web_port, zbp_port = free_port(), free_port(), free_port()
+    status_port, status_internal = free_port(), free_port()
     state_dir = tmp_path / "demo"
     args = ["--once", "--portal-port", str(portal_port), "--web-port", str(web_port), "--state-dir", str(state_dir)]
     args += ["--status-port", str(status_port), "--status-internal-port", str(status_internal)]
+    args += ["--zbp-port", str(zbp_port)]
     done = subprocess.run(
         [sys.executable, "scripts/demo.py", *args, "--deadline", "45"],
         cwd=ROOT,
@@ -63,15 +65,18 @@ def test_demo_once_prints_portal_timelines_and_dead_letters_and_stops_everything
         assert re.fullmatch(rf"http://127\.0\.0\.1:{status_port}/s/[A-Za-z0-9_-]{{27}}", link.group(1)), vorgang
         assert vorgang not in link.group(1)  # never derived from the Vorgang id
         assert (state_dir / "qr" / f"{vorgang}.png").stat().st_size > 0
+        zbp = " → ".join(codelists().antragsstatus.value(code, "bundid") or "" for code in codes)
+        assert f"BundID (ZBP): {len(codes)} Statusmeldungen" in flat.split(f"· {vorgang} ·", 1)[1], vorgang
+        assert zbp in flat.split(f"· {vorgang} ·", 1)[1].split("Ansicht im BundID-Konto")[0], vorgang
     assert _dead_letter_rows(out) == DEAD_LETTERS
     assert f"http://127.0.0.1:{web_port}/metrics" in out
     assert f"http://127.0.0.1:{portal_port}/status/" in out
 
     pids = [int(pid) for pid in re.findall(r"\(PID (\d+)\)", out)]
-    assert len(pids) == 3, out  # portal-sim, worker, status-web
+    assert len(pids) == 4, out  # portal-sim, the ZBP simulator, the worker, status-web
     for pid in pids:
         assert not _running(pid), f"PID {pid} still runs after the demo ended"
-    for port in (portal_port, web_port, status_port, status_internal):
+    for port in (portal_port, web_port, zbp_port, status_port, status_internal):
         assert not _listening(port), f"port {port} still answers after the demo ended"
     worker_log = (state_dir / "worker.log").read_text(encoding="utf-8")
     assert '"worker ready"' in worker_log

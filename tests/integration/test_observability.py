@@ -19,6 +19,7 @@ from tests.ops.logcheck import leaks, unstructured
 from tests.ops.prometheus import poll, prometheus
 from tests.ops.tooling import alert_rules, catalogue_samples, dashboard_exprs, referenced_metrics
 from tests.support.processes import CliProcess, free_port
+from tests.support.zbp_ca import SigningPair
 
 WORKER_START_TIMEOUT = 120
 
@@ -99,7 +100,7 @@ def test_readyz_is_503_until_the_worker_owns_partitions_then_200(
         base = f"http://127.0.0.1:{env['RK_WEB__PORT']}"
         hidden = {path: _status(base + path) for path in ("/table/", "/router/", "/graph/", "/assignment/")}
         index = _get(base + "/")
-        owned = 'rueckkanal_assigned_partitions{stage="lifecycle"} 2.0'
+        owned = 'rueckkanal_assigned_partitions{stage="lifecycle",target=""} 2.0'
         poll(lambda: owned in _text(f"http://127.0.0.1:{env['RK_WEB__PORT']}/metrics"), timeout=45, what=owned)
 
     _, first_status, first_body = answers[0]
@@ -120,9 +121,19 @@ def test_readyz_is_503_until_the_worker_owns_partitions_then_200(
 
 
 def test_prometheus_scrapes_every_metric_of_the_catalogue_the_dashboard_and_the_alerts(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka_bootstrap: str, unique: str, tmp_path: Path, zbp_signing: SigningPair
 ) -> None:
-    env = _worker_env(kafka_bootstrap, unique, tmp_path)
+    # Both kinds of delivery target, so that the ZBP's own series are there too (its endpoint need not answer).
+    env = _worker_env(
+        kafka_bootstrap,
+        unique,
+        tmp_path,
+        RK_TARGETS__ZBP__ADAPTER="zbp",
+        RK_TARGETS__ZBP__STATUS_URL="http://127.0.0.1:9/zbp/v6/status",
+        RK_TARGETS__ZBP__MESSAGE_URL="http://127.0.0.1:9/zbp/v6/message",
+        RK_TARGETS__ZBP__SIGNING_KEY=str(zbp_signing.key_path),
+        RK_TARGETS__ZBP__SIGNING_CERT=str(zbp_signing.cert_path),
+    )
     target = f"127.0.0.1:{env['RK_WEB__PORT']}"
     expected = set(catalogue_samples()) | referenced_metrics()
     with running_worker(env) as worker, prometheus(tmp_path, {"rueckkanal": [target]}) as prom:

@@ -35,6 +35,8 @@ out = {
     "sasl_password": s.kafka.sasl_password.get_secret_value() if s.kafka.sasl_password else None,
     "fachverfahren_dir": str(s.fachverfahren_dir),
     "data_dir": str(s.data_dir),
+    "targets": {name: [str(getattr(t, "signing_key", "")), str(getattr(t, "signing_cert", ""))]
+                for name, t in s.targets.items()},
 }
 portal = getattr(s, "portal", None)
 if portal is not None:
@@ -108,6 +110,14 @@ def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None,
         assert loaded["portal_url"] == portal["url"]
         if portal.get("auth") == "oauth2":
             assert loaded["client_secret"] in {"from-chart", "secret-of-rk_portal__oauth2__client_secret"}
+    assert sorted(loaded["targets"]) == sorted(raw.get("targets", {}))
+    deployment = of_kind(docs, "Deployment")[0]
+    mounts = {
+        m["name"]: m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
+    for name, (key, cert) in loaded["targets"].items():  # the signing files are where the pod mounts them
+        assert key == f"{mounts[f'target-{name}']}/signing.key"
+        assert cert == f"{mounts[f'target-{name}']}/signing.crt"
 
 
 def test_fachverfahren_values_become_loadable_mapping_files(tools: Tools, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def _app(actives: set[TP], consumer: Any, agents: int = 2) -> Any:
 
 
 def _gauge(name: str, stage: str) -> float | None:
-    return REGISTRY.get_sample_value(name, {"stage": stage})
+    return REGISTRY.get_sample_value(name, {"stage": stage, "target": ""})
 
 
 async def test_lag_is_end_minus_committed_per_stage_and_faust_topics_are_left_out() -> None:

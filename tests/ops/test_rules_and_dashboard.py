@@ -119,8 +119,8 @@ def test_dashboard_covers_what_an_operator_needs() -> None:
     assert needed <= used, needed - used
     exprs = "\n".join(dashboard_exprs())
     for phi in ("0.5", "0.99"):
-        assert f"histogram_quantile({phi}, sum by (le, portal) (rate(rueckkanal_delivery_duration" in exprs
-        assert f"histogram_quantile({phi}, sum by (le, portal) (rate(rueckkanal_end_to_end_latency" in exprs
+        assert f"histogram_quantile({phi}, sum by (le, target, portal) (rate(rueckkanal_delivery_duration" in exprs
+        assert f"histogram_quantile({phi}, sum by (le, target, portal) (rate(rueckkanal_end_to_end_latency" in exprs
     board = dashboard()
     assert board["uid"] == "rueckkanal-overview"
     ids = [panel["id"] for panel in board["panels"]]

@@ -23,12 +23,14 @@ the client gives up or ``hang_s`` passes, then closed), or in small delayed piec
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import datetime
 
 import structlog
 from aiohttp import web
 
+from adapters.portal.sim import zbp
 from adapters.portal.sim.answers import Answers
 from adapters.portal.sim.config import DuplicateAnswer, SimConfig
 from adapters.portal.sim.faults import Faults, TokenFault, Verdict
@@ -55,8 +57,64 @@ class Portal:
         )
         self.answers = Answers()
         self.counters: Counter[str] = Counter()
+        self.zbp_store = zbp.ZbpStore()
+        self.zbp_rules = (
+            zbp.ZbpRules(config.zbp.ca.read_bytes(), config.zbp.required_role, config.zbp.leeway_s)
+            if config.zbp is not None
+            else None
+        )
 
     async def receive(self, request: web.Request) -> web.StreamResponse:
+        verdict, early = await self._before_reading(request)
+        if early is not None:
+            return early
+        return await self._deliver_answer(request, verdict, await self._message(request))
+
+    async def receive_zbp_status(self, request: web.Request) -> web.StreamResponse:
+        verdict, early = await self._before_reading(request)
+        if early is not None:
+            return early
+        return await self._deliver_answer(request, verdict, await self._zbp(request, "status"))
+
+    async def receive_zbp_message(self, request: web.Request) -> web.StreamResponse:
+        verdict, early = await self._before_reading(request)
+        if early is not None:
+            return early
+        return await self._deliver_answer(request, verdict, await self._zbp(request, "message"))
+
+    async def _zbp(self, request: web.Request, kind: str) -> web.StreamResponse:
+        """A status_v6 or message_v6 envelope, checked as adapters/portal/sim/zbp.py describes."""
+        if self.zbp_rules is None:
+            return self._count("refused", web.Response(status=404))
+        if request.content_type != "application/json":
+            return self._count("unsupported_media_type", web.Response(status=415, text="application/json expected"))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._count("refused", zbp.Refusal(413, "too_large", "envelope too large").response())
+        try:
+            payload, signer = zbp.verify_envelope(body, self.zbp_rules, now=time.time())
+            if kind == "status":
+                subject = zbp.check_status(payload, self.zbp_rules)
+            else:
+                zbp.check_message(payload, self.zbp_rules)
+                subject = str(payload.get("applicationId", ""))
+        except zbp.Refusal as refusal:
+            log.info("zbp envelope refused", kind=kind, code=refusal.code, status=refusal.status)
+            outcome = "unauthorised" if refusal.status in (401, 403) else "refused"
+            self.counters[f"zbp_{refusal.code}"] += 1  # /admin/stats names each rule that refused
+            return self._count(outcome, refusal.response())
+        rule_code = self.faults.rejection(subject) if subject else None
+        if rule_code is not None:
+            return self._count("rejected", zbp.Refusal(422, rule_code, "Testregel").response())
+        key = request.headers.get("Idempotency-Key") or zbp.content_key(body)
+        stored, duplicate = self.zbp_store.record(key, kind, payload, signer)
+        if duplicate:
+            return self._count("duplicate", web.json_response({"id": stored.receipt_id, "duplicate": True}, status=409))
+        return self._count("stored", web.json_response({"id": stored.receipt_id}, status=201))
+
+    async def _before_reading(self, request: web.Request) -> tuple[Verdict, web.StreamResponse | None]:
+        """The request's faults, and its answer if the faults or the OAuth2 check end it before the body is read."""
         self.counters["requests"] += 1
         verdict = self.faults.decide()
         if verdict.delay_s > 0:
@@ -65,18 +123,17 @@ class Portal:
             self.counters[verdict.fault] += 1
         if verdict.drop:
             _drop_connection(request)
-            return web.Response(status=500)  # never reaches the client: the transport is gone
+            return verdict, web.Response(status=500)  # never reaches the client: the transport is gone
         if verdict.html:
-            return web.Response(status=200, text=_PROXY_PAGE, content_type="text/html")
+            return verdict, web.Response(status=200, text=_PROXY_PAGE, content_type="text/html")
         if verdict.status is not None:
             headers = {"Retry-After": verdict.retry_after} if verdict.retry_after else {}
             if verdict.location is not None:
                 headers["Location"] = verdict.location
-            return web.Response(status=verdict.status, text=f"portal-sim: {verdict.fault}", headers=headers)
+            return verdict, web.Response(status=verdict.status, text=f"portal-sim: {verdict.fault}", headers=headers)
         if self.tokens is not None and not self.tokens.authorised(request):
-            return self._count("unauthorised", unauthorised())
-        answer = await self._message(request)
-        return await self._deliver_answer(request, verdict, answer)
+            return verdict, self._count("unauthorised", unauthorised())
+        return verdict, None
 
     async def token(self, request: web.Request) -> web.Response:
         """The OAuth2 token endpoint, flapping as the faults say (``token_error_rate``)."""

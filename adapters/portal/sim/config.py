@@ -39,6 +39,24 @@ class TlsServer:
     client_ca: Path | None = None
 
 
+class SimMode(StrEnum):
+    """``xoev``: the XÖV back channel (POST /rueckkanal/v1/nachrichten); ``zbp``: the BundID/ZBP status monitor
+    and mailbox (POST /zbp/v6/status and /zbp/v6/message with the signed envelope, adapters/portal/sim/zbp.py)."""
+
+    XOEV = "xoev"
+    ZBP = "zbp"
+
+
+@dataclass(frozen=True)
+class ZbpTrust:
+    """What the ZBP simulator trusts: the CA that issued the signing certificates, the role it requires, and the
+    clock skew it forgives on the token's exp."""
+
+    ca: Path
+    required_role: str = "THIRD_PARTY"
+    leeway_s: int = 0
+
+
 @dataclass(frozen=True)
 class SimConfig:
     host: str = "127.0.0.1"
@@ -49,3 +67,5 @@ class SimConfig:
     oauth2: OAuth2Client | None = None
     tls: TlsServer | None = None
     faults: FaultSpec = field(default_factory=FaultSpec)
+    mode: SimMode = SimMode.XOEV
+    zbp: ZbpTrust | None = None  # required with mode zbp

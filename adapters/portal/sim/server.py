@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
-from adapters.portal.sim import admin, status_page
+from adapters.portal.sim import admin, status_page, zbp, zbp_views
 from adapters.portal.sim.app import PORTAL_KEY, Portal
-from adapters.portal.sim.config import NACHRICHTEN_PATH, TOKEN_PATH, SimConfig, TlsServer
+from adapters.portal.sim.config import NACHRICHTEN_PATH, TOKEN_PATH, SimConfig, SimMode, TlsServer
 from adapters.portal.sim.store import SimStore
 
 log = structlog.get_logger("rueckkanal.portal_sim")
@@ -35,6 +35,14 @@ class RunningPortal:
         return self.base_url + NACHRICHTEN_PATH
 
     @property
+    def zbp_status_url(self) -> str:
+        return self.base_url + zbp.STATUS_PATH
+
+    @property
+    def zbp_message_url(self) -> str:
+        return self.base_url + zbp.MESSAGE_PATH
+
+    @property
     def token_url(self) -> str:
         return self.base_url + TOKEN_PATH
 
@@ -43,7 +51,12 @@ def create_app(portal: Portal) -> web.Application:
     """The aiohttp application of one portal: receiving, token endpoint, admin, queries and status page."""
     app = web.Application(client_max_size=portal.config.max_body_bytes)
     app[PORTAL_KEY] = portal
-    app.router.add_post(NACHRICHTEN_PATH, portal.receive)
+    if portal.config.mode is SimMode.ZBP:
+        app.router.add_post(zbp.STATUS_PATH, portal.receive_zbp_status)
+        app.router.add_post(zbp.MESSAGE_PATH, portal.receive_zbp_message)
+        zbp_views.add_routes(app)
+    else:
+        app.router.add_post(NACHRICHTEN_PATH, portal.receive)
     if portal.tokens is not None:
         app.router.add_post(TOKEN_PATH, portal.token)
     admin.add_routes(app)
@@ -87,7 +100,8 @@ async def serve(config: SimConfig, stop: asyncio.Event) -> None:
             "portal-sim ready",
             host=config.host,
             port=running.port,
-            url=running.nachrichten_url,
+            url=running.zbp_status_url if config.mode is SimMode.ZBP else running.nachrichten_url,
+            mode=config.mode.value,
             persistent=config.db is not None,
             duplicates=config.duplicates.value,
             oauth2=config.oauth2 is not None,

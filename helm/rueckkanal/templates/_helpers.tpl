@@ -108,6 +108,7 @@ fachverfahren: /etc/rueckkanal/fachverfahren
 secrets: /etc/rueckkanal/secrets
 kafkaTls: /etc/rueckkanal/tls/kafka
 portalTls: /etc/rueckkanal/tls/portal
+targets: /etc/rueckkanal/targets
 data: /tmp/rueckkanal
 {{- end }}
 

@@ -69,6 +69,18 @@ Secrets are never in here: they are files in RK_SECRETS_DIR.
 {{- $_ := set $settings "status_web" $sw }}
 {{- end }}
 {{- end }}
+{{- if .Values.targets }}
+{{- $targets := dict }}
+{{- range $name, $target := .Values.targets }}
+{{- $one := deepCopy $target.settings }}
+{{- if and $target.signing $target.signing.existingSecret }}
+{{- $_ := set $one "signing_key" (printf "%s/%s/signing.key" $paths.targets $name) }}
+{{- $_ := set $one "signing_cert" (printf "%s/%s/signing.crt" $paths.targets $name) }}
+{{- end }}
+{{- $_ := set $targets $name $one }}
+{{- end }}
+{{- $_ := set $settings "targets" $targets }}
+{{- end }}
 {{- $merged := mustMergeOverwrite $settings (deepCopy .Values.config.extra) }}
 {{- toYaml $merged }}
 {{- end }}

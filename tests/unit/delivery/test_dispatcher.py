@@ -164,7 +164,7 @@ async def test_an_unexpected_exception_of_the_half_open_probe_counts_as_a_failur
         await d._attempt(d._message(item(0)))
     assert caught.value.reason is Reason.INTERNAL_ERROR
     assert breaker.state is CircuitState.OPEN  # not left HALF_OPEN with a probe in flight for ever
-    assert metrics.delivery_attempts.labels("portal", "transient")._value.get() == 1
+    assert metrics.delivery_attempts.labels("default", "portal", "transient")._value.get() == 1
     clock.now += 10
     assert breaker.try_acquire()  # the next probe is allowed
 
@@ -278,7 +278,7 @@ async def test_a_failing_dead_letter_write_retries_the_dead_letter_in_order() ->
     assert receipt_uuids(producer) == ["uuid-1"]
     assert [topic for topic, _, _ in producer.sent] == ["dlq", "receipts"]
     assert portal.count("uuid-0") == 1
-    assert metrics.deliveries.labels("portal", "dead_lettered")._value.get() == 1
+    assert metrics.deliveries.labels("default", "portal", "dead_lettered")._value.get() == 1
 
 
 async def test_while_one_vorgang_keeps_failing_its_queue_stays_and_other_vorgaenge_go_on() -> None:
