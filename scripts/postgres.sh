@@ -12,11 +12,16 @@
 #
 # Environment:
 #   RK_POSTGRES_PORT  port on 127.0.0.1 (default 15432)
-#   RK_POSTGRES_DATA  data directory (default ~/.cache/rueckkanal/run/postgres-<port>); scripts/test.sh uses a temp dir
+#   RK_POSTGRES_DATA  data directory (default ~/.cache/rueckkanal/run/postgres-<port>, or under /tmp when run as root:
+#                     the `postgres` user cannot reach root's home); scripts/test.sh uses a temp dir
 set -euo pipefail
 
 port="${RK_POSTGRES_PORT:-15432}"
-data="${RK_POSTGRES_DATA:-$HOME/.cache/rueckkanal/run/postgres-$port}"
+if [[ "$(id -u)" == 0 ]]; then
+    data="${RK_POSTGRES_DATA:-${TMPDIR:-/tmp}/rueckkanal-postgres-$port}"
+else
+    data="${RK_POSTGRES_DATA:-$HOME/.cache/rueckkanal/run/postgres-$port}"
+fi
 user=rueckkanal
 database=rueckkanal
 

@@ -131,6 +131,7 @@ async def test_the_example_vorgaenge_arrive_signed_with_mapped_statuses_and_mail
     renderer = MessageRenderer(XoevSettings())
     states: dict[str, VorgangState | None] = {}
     expected: dict[str, list[str]] = {}
+    vorgaenge: set[str] = set()
     mailbox_messages = 0
     names = {fv.source: fv.name for fv in shipped_fachverfahren().values()}
     try:
@@ -145,6 +146,7 @@ async def test_the_example_vorgaenge_arrive_signed_with_mapped_statuses_and_mail
             receipt = await portal.send(message)
             assert receipt.duplicate is False
             assert event.antrags_id is not None
+            vorgaenge.add(event.vorgang_key)
             expected.setdefault(event.antrags_id, []).append(
                 codelists().antragsstatus.value(event.status, "bundid") or ""
             )
@@ -158,6 +160,6 @@ async def test_the_example_vorgaenge_arrive_signed_with_mapped_statuses_and_mail
         stored = [s.payload["status"] for s in store.statuses(application_id)]
         assert stored == statuses
         assert {s.signer for s in store.statuses(application_id)} == {zbp_signing.common_name}
-    assert len(expected) == 6
+    assert len(expected) == len(vorgaenge) >= 6  # every example Vorgang has its own applicationId
     assert mailbox_messages > 0
     assert len(store.messages()) == mailbox_messages
