@@ -186,6 +186,12 @@ class Metrics:
             ["target", "field"],
             registry=registry,
         )
+        self.zbp_certificate_expiry = Gauge(
+            "rueckkanal_zbp_signing_certificate_expiry_timestamp_seconds",
+            "When the certificate that signs a ZBP target's envelopes expires (Unix time), read at every scrape",
+            ["target"],
+            registry=registry,
+        )
 
     def initialise(self, sources: Iterable[str], targets: Mapping[str, str], zbp_targets: Iterable[str] = ()) -> None:
         """Create the series whose label values are known, so that they are scraped as 0 from the start.

@@ -209,10 +209,13 @@ def build_portal(
     config = settings.targets[target]
     if isinstance(config, ZbpSettings):
         shortened = metrics.zbp_fields_shortened
-        return ZbpPortal(
+        zbp = ZbpPortal(
             config,
             fachverfahren or load_fachverfahren(settings.fachverfahren_dir),
             sender_name=settings.xoev.autor.name or settings.xoev.produkthersteller,
             on_shortened=lambda field: shortened.labels(target, field).inc(),
         )
+        # Read at every scrape, so a rotated certificate shows its own date without a restart.
+        metrics.zbp_certificate_expiry.labels(target).set_function(lambda: zbp.signer.certificate_not_after)
+        return zbp
     return XoevHttpPortal(config)

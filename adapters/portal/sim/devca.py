@@ -75,6 +75,7 @@ def issue(
     key: rsa.RSAPrivateKey | None = None,
     key_name: str = "zbp.key",
     cert_name: str = "zbp.crt",
+    valid_days: float = 1,
 ) -> SigningPair:
     """A key and a certificate signed by ``ca``, written atomically (a new inode, as a Secret update does)."""
     key = key or new_key()
@@ -86,7 +87,7 @@ def issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_after(now + timedelta(days=valid_days))
         .sign(ca.key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
