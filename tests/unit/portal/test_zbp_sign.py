@@ -19,7 +19,14 @@ from adapters.portal.zbp_sign import EnvelopeSigner
 from rueckkanal.errors import ConfigError
 from tests.support.zbp_ca import Ca, SigningPair, issue, new_key, replace_file
 
-NOW = int(time.time())  # the test certificates are valid from five minutes ago for a day
+NOW = int(time.time())  # set again before each test: the certificates are valid from five minutes before issue
+
+
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """The test's own time: a certificate issued during a long run is not valid at the time the module was read."""
+    global NOW
+    NOW = int(time.time())
 
 
 def signer(pair: SigningPair, **kwargs: object) -> EnvelopeSigner:
