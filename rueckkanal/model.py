@@ -101,8 +101,8 @@ def text_rule(field: str) -> BeforeValidator:
         except OutsideCharacterSet as exc:
             raise PydanticCustomError(
                 "forbidden_character",
-                "U+{code} ({category}) not allowed: {rule}",
-                {"code": f"{ord(exc.char):04X}", "category": unicodedata.category(exc.char), "rule": rule.describe()},
+                "U+{code} ({category}) not allowed",
+                {"code": f"{ord(exc.char):04X}", "category": unicodedata.category(exc.char)},
             ) from None
 
     return BeforeValidator(check)
