@@ -122,6 +122,12 @@ SEPA_TRANSLITERATION: Mapping[str, str] = {
     "\u00a0": " ",
     **{key: value for key, value in TYPOGRAPHIC.items() if value in {"-", "'", " "}},
     "\u2019": "'",
+    "\u201c": "'",
+    "\u201d": "'",
+    "\u201e": "'",
+    "\u00ab": "'",
+    "\u00bb": "'",
+    "\u2026": "...",
     "\u00b4": "'",
     "`": "'",
     '"': "'",
@@ -304,7 +310,6 @@ def to_sepa(value: str) -> str:
 
 if __name__ == "__main__":  # pragma: no cover - prints the XSD patterns for schemas/xoev/xantragsstatus-2.0.xsd
     import sys
-
     from xml.sax.saxutils import quoteattr
 
     for datatype, single in (("B", True), ("C", True), ("C", False)):

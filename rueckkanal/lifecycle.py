@@ -75,6 +75,8 @@ _REOPENABLE = frozenset({"500", "510"})
 #: refusal and for reading a Vorgang state written under version 1: v1 "420 Rechtsbehelfsfrist läuft" is v2 "410".
 V1_TO_V2_STATUS: Mapping[str, str] = {"420": "410"}
 LIFECYCLE_VERSION = 2
+_CHANGED_MEANING = frozenset({"410", "420"})
+_CHANGED_MEANING_HINT = "since list version 2: 410 Bescheid bekanntgegeben with its Frist, 420 bestandskräftig"
 
 
 def _build_table() -> Mapping[str, frozenset[str]]:
@@ -211,8 +213,8 @@ def advance(state: VorgangState | None, event: StatusEvent, policy: Policy = Pol
         return _violation(policy, state, event, Reason.STALE_EVENT, "status time older than the last accepted event")
     if event.status not in TRANSITIONS[state.status]:
         message = f"transition {state.status} → {event.status} is not allowed"
-        if event.status in V1_TO_V2_STATUS.values() or event.status in V1_TO_V2_STATUS:
-            message += " (410 and 420 changed meaning in Antragsstatus list version 2: 410 Bescheid bekanntgegeben, 420 bestandskräftig)"
+        if event.status in _CHANGED_MEANING:
+            message += f" ({_CHANGED_MEANING_HINT})"
         return _violation(policy, state, event, Reason.ILLEGAL_TRANSITION, message)
     return Advanced(_next_state(state, event))
 

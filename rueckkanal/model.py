@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime, timedelta

@@ -357,7 +357,7 @@ def parse_portal_answer(xml: bytes, *, max_bytes: int = MAX_ANSWER_BYTES) -> Por
     if root.tag == root_tag(RUECKWEISUNG):
         gruende = tuple(
             Rueckweisungsgrund(
-                element.findtext("grund/code") or element.findtext("grund.xantragsstatus/code", ""),
+                element.findtext("grund/code") or element.findtext("grund.xantragsstatus/code") or "",
                 element.findtext("fehlertext"),
             )
             for element in root.iterfind("rueckweisung")

@@ -140,7 +140,9 @@ def test_a_state_stored_under_lifecycle_version_1_is_read_in_version_2_terms() -
 def correction(status: str, n: int, target: int, **details: object) -> StatusEvent:
     moment = START + timedelta(minutes=n)
     values = {**DETAILS.get(status, {}), **details}
-    return event(status=status, eventId=f"evt-{n}", statusZeit=moment.isoformat(), berichtigtEventId=f"evt-{target}", **values)
+    return event(
+        status=status, eventId=f"evt-{n}", statusZeit=moment.isoformat(), berichtigtEventId=f"evt-{target}", **values
+    )
 
 
 def test_a_correction_of_the_current_status_may_change_its_code_within_the_table() -> None:

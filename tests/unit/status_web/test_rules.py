@@ -114,7 +114,11 @@ def test_a_correction_stands_in_the_place_of_the_status_it_replaces() -> None:
         step(4, "300", zahlung=corrected_payment), berichtigt=requested.nachrichten_uuid, aktuell=False
     )
     shown = page([step(1, "100"), requested, received, fix_earlier])
-    assert [(entry.status, entry.corrected) for entry in shown.entries] == [("100", False), ("300", True), ("310", False)]
+    assert [(entry.status, entry.corrected) for entry in shown.entries] == [
+        ("100", False),
+        ("300", True),
+        ("310", False),
+    ]
     assert shown.latest is not None and shown.latest.status == "310"
     fix_current = replace(
         step(4, "310"), status_text="Zahlung eingegangen am 3. Mai", berichtigt=received.nachrichten_uuid
