@@ -8,7 +8,7 @@ takes the terminal statuses from them. They are read once per process (:func:`co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -20,13 +20,23 @@ CODELIST_DIR = Path(__file__).resolve().parent.parent / "schemas" / "xoev" / "co
 _MAX_CODELIST_BYTES = 1024 * 1024
 
 
+_XOEV_CL = "{http://xoev.de/schemata/genericode/4}"
+
+
 @dataclass(frozen=True)
 class CodeList:
-    """One genericode list: its identity (``uri``, ``version``) and its rows, keyed by the ``code`` column."""
+    """One genericode list: its identity (``uri``, ``version``), its rows keyed by the ``code`` column, and the XÖV
+    code list metadata (Kennung = ``uri``, Version, Gültigkeit = ``valid_from``, Herausgeber = ``agency``)."""
 
     uri: str
     version: str
     rows: Mapping[str, Mapping[str, str]]
+    name: str = ""
+    agency: str = ""
+    valid_from: str = ""
+    description: str = ""
+    version_description: str = ""
+    columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __contains__(self, code: object) -> bool:
         return code in self.rows
@@ -50,17 +60,29 @@ class CodeLists:
     nachrichtentyp: CodeList
     behoerdenkennung_praefix: CodeList
     rueckweisungsgrund: CodeList
+    rueckweisungsgruende_xoev: CodeList
 
     @property
-    def by_uri(self) -> Mapping[str, CodeList]:
-        lists = (
+    def all(self) -> tuple[CodeList, ...]:
+        return (
             self.antragsstatus,
             self.entscheidungsart,
             self.nachrichtentyp,
             self.behoerdenkennung_praefix,
+            self.rueckweisungsgruende_xoev,
             self.rueckweisungsgrund,
         )
-        return {codelist.uri: codelist for codelist in lists}
+
+    @property
+    def by_uri(self) -> Mapping[str, CodeList]:
+        return {codelist.uri: codelist for codelist in self.all}
+
+    def rueckweisungsgrund_list(self, code: str) -> CodeList | None:
+        """The list a Rückweisung code belongs to: the XÖV list first, then this standard's additions."""
+        for codelist in (self.rueckweisungsgruende_xoev, self.rueckweisungsgrund):
+            if code in codelist:
+                return codelist
+        return None
 
     @property
     def terminal_statuses(self) -> frozenset[str]:
@@ -84,7 +106,21 @@ def read_genericode(path: Path) -> CodeList:
         if not code or "label" not in values or code in rows:
             raise ConfigError(f"code list {path.name}: every row needs a unique code and a label")
         rows[code] = MappingProxyType(values)
-    return CodeList(uri=uri, version=version, rows=MappingProxyType(rows))
+    columns = {
+        column.get("Id", ""): column.findtext("LongName") or column.findtext("ShortName") or ""
+        for column in root.iterfind("ColumnSet/Column")
+    }
+    return CodeList(
+        uri=uri,
+        version=version,
+        rows=MappingProxyType(rows),
+        name=root.findtext("Identification/LongName") or "",
+        agency=root.findtext("Identification/Agency/LongName") or "",
+        valid_from=root.findtext(f"Annotation/Description/{_XOEV_CL}validFrom") or "",
+        description=root.findtext(f"Annotation/Description/{_XOEV_CL}codelistDescription") or "",
+        version_description=root.findtext(f"Annotation/Description/{_XOEV_CL}versionDescription") or "",
+        columns=MappingProxyType(columns),
+    )
 
 
 def load_codelists(directory: Path = CODELIST_DIR) -> CodeLists:
@@ -94,6 +130,7 @@ def load_codelists(directory: Path = CODELIST_DIR) -> CodeLists:
         nachrichtentyp=read_genericode(directory / "nachrichtentyp.xml"),
         behoerdenkennung_praefix=read_genericode(directory / "behoerdenkennung.praefix.xml"),
         rueckweisungsgrund=read_genericode(directory / "rueckweisungsgrund.xml"),
+        rueckweisungsgruende_xoev=read_genericode(directory / "rueckweisungsgruende.xoev.xml"),
     )
 
 

@@ -10,7 +10,8 @@ goes into the ``rk.error.reason`` DLQ header, metric labels and runbooks)::
     │   │                                xml_malformed, xml_forbidden_construct, missing_header,
     │   │                                unsupported_content_type, unsupported_event_type
     │   ├── EventInvalid                 schema_invalid, unknown_status, unknown_source, forbidden_character
-    │   └── LifecycleRejected            illegal_transition, stale_event, duplicate_event
+    │   └── LifecycleRejected            illegal_transition, stale_event, duplicate_event,
+    │                                    correction_unknown, illegal_correction (Statusberichtigung 0102)
     ├── RenderError                      xsd_invalid: our own output broke our schema (a bug, not bad input)
     ├── ConfigError                      config_invalid: refuse to start
     └── DeliveryError
@@ -63,6 +64,8 @@ class Reason(StrEnum):
     ZBP_STATUS_UNMAPPED = "zbp_status_unmapped"
     ZBP_SERVICE_NAME_MISSING = "zbp_service_name_missing"
     INTERNAL_ERROR = "internal_error"
+    CORRECTION_UNKNOWN = "correction_unknown"
+    ILLEGAL_CORRECTION = "illegal_correction"
 
 
 class RueckkanalError(Exception):

@@ -7,11 +7,14 @@ The model is deliberately at least as strict as the XSD of the outbound message:
 schema-valid message, so a bad event is refused at ingest with a reason code and never turns into a render error
 later. Bounds (lengths, year range, time zone offsets, character sets) exist for that reason.
 
-Text a citizen reads (``statusText``, ``zusatzinformation``, ``hinweistext``, ``aktenzeichen``,
-``zahlung.verwendungszweck``) is NFC-normalised and refuses invisible formatting characters (Unicode category Cf:
-bidi controls, zero-width characters, BOM, soft hyphen), unpaired surrogates and the line and paragraph separators
-U+2028/U+2029 (``forbidden_character``): they can reorder or hide what the citizen sees. Ids and tokens keep their
-ASCII patterns and are never normalised: their bytes are their identity.
+Text follows DIN SPEC 91379 (:mod:`rueckkanal.latinchars`), per field as :data:`TEXT_RULES` says: citizen text
+(``statusText``, ``zusatzinformation``, ``hinweistext``) is datatype C, with a short list of typographic characters
+replaced; the ``aktenzeichen`` is datatype B and never changed; payment text (``zahlung.verwendungszweck``,
+``zahlung.empfaenger``) is reduced to the SEPA character set (ä → ae). Everything is NFC-normalised first. A
+character that stays outside is refused (``forbidden_character``) with its code point, never the text: this covers
+invisible formatting characters (bidi controls, zero-width characters, BOM, soft hyphen), surrogates, the line and
+paragraph separators and every control character. Ids and tokens keep their ASCII patterns and are never
+normalised: their bytes are their identity.
 
 Validation errors become :class:`~rueckkanal.errors.InputRejected` subclasses through :func:`input_rejected`;
 their messages name fields and rules, never values (values may be personal data), and never a field name the
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -45,10 +47,12 @@ from pydantic_core import PydanticCustomError
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
+from rueckkanal import latinchars
 from rueckkanal.codelists import codelists
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
+from rueckkanal.latinchars import OutsideCharacterSet, Rule, TextRule
 
-# Character rules shared with the XSD (schemas/xoev/xantragsstatus-1.0.xsd): keep both in step.
+# Character rules shared with the XSD (schemas/xoev/xantragsstatus-2.0.0.xsd): keep both in step.
 # URIs (RFC 3986) in a shape every URI parser agrees on: "%" only as an escape, one "#" at most, and an https
 # authority that is a host name with an optional numeric port. A source is an opaque URI such as a URN (no "//").
 _PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})"
@@ -58,15 +62,11 @@ HTTPS_URL_PATTERN = rf"^https://{_HOST}(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?
 PRINTABLE_PATTERN = r"^[!-~]+$"  # printable ASCII without blanks: ids and references
 VORGANG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"  # no "|": it separates source and id in the Vorgang key
 LEISTUNG_PATTERN = r"^[0-9]{14}$"  # LeiKa/FIM Leistungsschlüssel
-# Single-line text: no control characters (XML 1.0 cannot carry most of them; none belongs in a status line).
-LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\ufffe\uffff]+$"
-# Multi-line text: tab, line feed and carriage return allowed.
-TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]+$"
-# Verwendungszweck: SEPA characters plus umlauts, and no IBAN. An IBAN is one run of letters and digits of at least
+# Verwendungszweck: the SEPA character set, and no IBAN. An IBAN is one run of letters and digits of at least
 # 15 characters that starts with two letters and two digits; every other run is allowed (digits-only Kassenzeichen,
 # long compound words like "Gewerberegisterauszug"). The model also refuses an IBAN written in groups of four
 # (see _IBAN_GROUPED); the XSD cannot express that.
-_L, _D, _A = "[A-Za-zÄÖÜäöüß]", "[0-9]", "[A-Za-zÄÖÜäöüß0-9]"
+_L, _D, _A = "[A-Za-z]", "[0-9]", "[A-Za-z0-9]"
 _WORD = f"(?:{_D}{_A}*|{_L}{_D}{_A}*|{_L}{_L}{_L}{_A}*|{_L}{_L}{_D}{_L}{_A}*|{_A}{{1,14}})"
 _SEP = r"[ /?:().,'+\-]"
 VERWENDUNGSZWECK_PATTERN = rf"^{_SEP}*(?:{_WORD}{_SEP}+)*{_WORD}?$"
@@ -75,50 +75,46 @@ _IBAN_GROUPED = re.compile(r"\b[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,}")
 MIN_YEAR, MAX_YEAR = 2000, 2099
 _MAX_OFFSET = timedelta(hours=14)  # the XSD dateTime time zone range
 
-# Categories refused in citizen-visible text: format characters (bidi controls, zero-width, BOM, soft hyphen),
-# surrogates (unencodable), and the line/paragraph separators U+2028/U+2029.
-FORBIDDEN_CATEGORIES = frozenset({"Cf", "Cs", "Zl", "Zp"})
+#: The character rule of every text field, by its JSON name (the handbook lists this table).
+TEXT_RULES: dict[str, TextRule] = {
+    "statusText": TextRule("C", True, Rule.TYPOGRAPHIC),
+    "zusatzinformation": TextRule("C", True, Rule.TYPOGRAPHIC),
+    "hinweistext": TextRule("C", False, Rule.TYPOGRAPHIC),
+    "aktenzeichen": TextRule("B", True, Rule.REFUSE),
+    "zahlung.verwendungszweck": TextRule("SEPA", True, Rule.SEPA),
+    "zahlung.empfaenger": TextRule("SEPA", True, Rule.SEPA),
+}
 
 
-@cache
-def _forbidden_characters() -> re.Pattern[str]:
-    """Every code point of :data:`FORBIDDEN_CATEGORIES` as one character class (built once, on first use)."""
-    ranges: list[str] = []
-    start = previous = -2
-    for code in range(sys.maxunicode + 1):
-        if unicodedata.category(chr(code)) in FORBIDDEN_CATEGORIES:
-            if code != previous + 1:
-                if start >= 0:
-                    ranges.append(f"\\U{start:08x}-\\U{previous:08x}")
-                start = code
-            previous = code
-    ranges.append(f"\\U{start:08x}-\\U{previous:08x}")
-    return re.compile(f"[{''.join(ranges)}]")
+def text_rule(field: str) -> BeforeValidator:
+    """The validator of one text field: :func:`latinchars.apply` with the field's rule; a character outside its
+    set raises ``forbidden_character`` naming the code point and its Unicode category, never the text. Anything
+    but a string passes unchanged for the field's own type check."""
+    rule = TEXT_RULES[field]
+
+    def check(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return latinchars.apply(value, rule)
+        except OutsideCharacterSet as exc:
+            raise PydanticCustomError(
+                "forbidden_character",
+                "U+{code} ({category}) not allowed",
+                {"code": f"{ord(exc.char):04X}", "category": unicodedata.category(exc.char)},
+            ) from None
+
+    return BeforeValidator(check)
 
 
-def citizen_text(value: object) -> object:
-    """Text a citizen reads, NFC-normalised; a forbidden character raises ``forbidden_character`` naming its code
-    point and category, never the text. Anything but a string passes unchanged for the field's own type check."""
-    if not isinstance(value, str) or value.isascii():  # ASCII is NFC and has no character of those categories
-        return value
-    value = unicodedata.normalize("NFC", value)
-    found = _forbidden_characters().search(value)
-    if found is not None:
-        char = found.group()
-        raise PydanticCustomError(
-            "forbidden_character",
-            "U+{code} ({category}) not allowed",
-            {"code": f"{ord(char):04X}", "category": unicodedata.category(char)},
-        )
-    return value
-
-
-CitizenText = BeforeValidator(citizen_text)
-Line50 = Annotated[str, CitizenText, Field(min_length=1, max_length=50, pattern=LINE_PATTERN)]
-Line64 = Annotated[str, CitizenText, Field(min_length=1, max_length=64, pattern=LINE_PATTERN)]
-Line100 = Annotated[str, CitizenText, Field(min_length=1, max_length=100, pattern=LINE_PATTERN)]
-Text500 = Annotated[str, CitizenText, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
-Verwendungszweck = Annotated[str, CitizenText, Field(min_length=1, max_length=140, pattern=VERWENDUNGSZWECK_PATTERN)]
+StatusText = Annotated[str, text_rule("statusText"), Field(min_length=1, max_length=50)]
+Zusatzinformation = Annotated[str, text_rule("zusatzinformation"), Field(min_length=1, max_length=100)]
+Hinweistext = Annotated[str, text_rule("hinweistext"), Field(min_length=1, max_length=500)]
+Aktenzeichen = Annotated[str, text_rule("aktenzeichen"), Field(min_length=1, max_length=64)]
+Verwendungszweck = Annotated[
+    str, text_rule("zahlung.verwendungszweck"), Field(min_length=1, max_length=140, pattern=VERWENDUNGSZWECK_PATTERN)
+]
+Empfaenger = Annotated[str, text_rule("zahlung.empfaenger"), Field(min_length=1, max_length=70)]
 Token255 = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE_PATTERN)]
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"  # the XSD's xas:UUID
 # The portal's UUID of the application, in canonical lower case (UUIDs compare case-insensitively, RFC 9562).
@@ -169,7 +165,6 @@ Bic = Annotated[str, BeforeValidator(_bic), Field(pattern=r"^[A-Z]{6}[A-Z2-9][A-
 Kassenzeichen = Annotated[
     str, Field(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9]([A-Za-z0-9 ./\-]*[A-Za-z0-9])?$")
 ]
-Line70 = Annotated[str, CitizenText, Field(min_length=1, max_length=70, pattern=LINE_PATTERN)]
 
 
 class Zahlung(BaseModel):
@@ -186,7 +181,7 @@ class Zahlung(BaseModel):
     verwendungszweck: Verwendungszweck
     zahlungs_url: str | None = Field(None, alias="zahlungsUrl", max_length=2000, pattern=HTTPS_URL_PATTERN)
     faelligkeit: date | None = None
-    empfaenger: Line70 | None = None
+    empfaenger: Empfaenger | None = None
     iban: Iban | None = None
     bic: Bic | None = None
     kassenzeichen: Kassenzeichen | None = None
@@ -221,15 +216,21 @@ class StatusData(BaseModel):
     leistung: str = Field(pattern=LEISTUNG_PATTERN)
     status: str
     status_time: AwareDatetime = Field(alias="statusZeit")
-    aktenzeichen: Line64 | None = None
+    aktenzeichen: Aktenzeichen | None = None
     frist: date | None = None
     entscheidung: str | None = None
     zahlung: Zahlung | None = None
-    status_text: Line50 | None = Field(None, alias="statusText")
-    zusatzinformation: Line100 | None = None
-    hinweistext: Text500 | None = None
+    status_text: StatusText | None = Field(None, alias="statusText")
+    zusatzinformation: Zusatzinformation | None = None
+    hinweistext: Hinweistext | None = None
     postfach_ref: Token255 | None = Field(None, alias="postfachReferenz")
     antrags_id: AntragsId | None = Field(None, alias="antragsId")
+    #: A Statusberichtigung (0102): the eventId of the earlier event of the same Vorgang (and source) whose status
+    #: this event replaces. The Fachverfahren names its own event; the nachrichtenUUID of the earlier message is
+    #: derived from it (:func:`rueckkanal.xoev.nachrichten_uuid`), so the Fachverfahren never needs our UUIDs.
+    berichtigt: str | None = Field(
+        None, alias="berichtigtEventId", min_length=1, max_length=128, pattern=PRINTABLE_PATTERN
+    )
 
     @field_validator("status")
     @classmethod
@@ -271,8 +272,8 @@ class StatusData(BaseModel):
         return self.status_text or codelists().antragsstatus.label(self.status)
 
 
-# 420 is not in the issue's list: the design table gives it an end date, and the Rechtsbehelfsfrist is its point.
-_REQUIRED_FOR_STATUS = {"210": "frist", "300": "zahlung", "400": "entscheidung", "420": "frist"}
+# 410 carries the end of the Rechtsbehelfsfrist: without it the citizen cannot know until when to object.
+_REQUIRED_FOR_STATUS = {"210": "frist", "300": "zahlung", "400": "entscheidung", "410": "frist"}
 
 
 class StatusEvent(StatusData):

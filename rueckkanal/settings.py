@@ -159,11 +159,11 @@ class DeliverySettings(_Section):
 
 
 class BehoerdeSettings(_Section):
-    """A Behördenkennung (Präfix from the code list + Kennung) and a display name."""
+    """A Behördenkennung (Präfix from the code list + Kennung) and the Behörde's name (required, as in XInneres)."""
 
-    praefix: str = Field(pattern=r"^[a-z]{2,8}$", description="code of the Behördenkennung-Präfix list")
+    praefix: str = Field(pattern=r"^[a-z]{2,8}$", description="code of the Behördenkennung-Präfix list (DVDV)")
     kennung: str = Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: str = Field(min_length=1, max_length=255)
 
 
 class XoevSettings(_Section):
@@ -173,7 +173,7 @@ class XoevSettings(_Section):
     produkthersteller: str = Field("Stadt Leipzig", min_length=1, max_length=128)
     produktversion: str = Field(__version__, min_length=1, max_length=128)
     autor: BehoerdeSettings = BehoerdeSettings(praefix="ags", kennung="14713000", name="Stadt Leipzig")
-    leser: BehoerdeSettings = BehoerdeSettings(praefix="ozg", kennung="14-amt24", name="Amt24 Sachsen")
+    leser: BehoerdeSettings = BehoerdeSettings(praefix="lap", kennung="14-amt24", name="Amt24 Sachsen")
     test: bool = Field(False, description="mark every message as a test message (XÖV attribute test)")
 
 

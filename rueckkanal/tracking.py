@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -97,21 +97,25 @@ class StoredStatus:
     frist: date | None = None
     entscheidung: str | None = None
     zahlung: Payment | None = None
+    berichtigt: str | None = None  # a Statusberichtigung (0102): the nachrichtenUUID of the status it replaces
+    aktuell: bool = True  # False: a correction of an earlier status; the current status stays
+    corrected: bool = False  # set by timeline(): this entry replaced the one at its place
 
 
 def status_from_message(xml: bytes, *, fachverfahren: str) -> StoredStatus:
-    """The :class:`StoredStatus` of one Statusmeldung 0100; anything else raises :class:`EventInvalid`.
+    """The :class:`StoredStatus` of one Statusmeldung 0100 or Statusberichtigung 0102; anything else raises
+    :class:`EventInvalid`.
 
     The message is parsed with the safe parser and checked against the XSD before anything is read from it.
     """
-    from rueckkanal.xoev import STATUSMELDUNG, root_tag, schema_errors, xsd  # xoev imports the model: import late
+    from rueckkanal.xoev import STATUSBERICHTIGUNG, STATUSMELDUNG, root_tag, schema_errors, xsd  # import late
 
     root = safexml.parse(xml, max_bytes=MAX_MESSAGE_BYTES)
     schema = xsd()
     if not schema.validate(root):
         raise EventInvalid(f"outbox message violates the XSD: {schema_errors(schema)}", reason=Reason.SCHEMA_INVALID)
-    if root.tag != root_tag(STATUSMELDUNG):
-        raise EventInvalid("outbox message is not a Statusmeldung (0100)", reason=Reason.SCHEMA_INVALID)
+    if root.tag not in (root_tag(STATUSMELDUNG), root_tag(STATUSBERICHTIGUNG)):
+        raise EventInvalid("outbox message is not a Statusmeldung (0100/0102)", reason=Reason.SCHEMA_INVALID)
     vorgang = root.find("vorgang")
     ereignis = root.find("statusereignis")
     if vorgang is None or ereignis is None:  # required by the XSD
@@ -147,18 +151,34 @@ def status_from_message(xml: bytes, *, fachverfahren: str) -> StoredStatus:
         frist=date.fromisoformat(frist) if frist else None,
         entscheidung=ereignis.findtext("entscheidung/code"),
         zahlung=payment,
+        berichtigt=root.findtext("bezug/nachrichtenUUID"),
+        aktuell=root.findtext("aktuellerStatus", "true") == "true",
     )
 
 
 def timeline(statuses: Iterable[StoredStatus]) -> list[StoredStatus]:
-    """The statuses in sequence order, one per nachrichtenUUID (the first seen wins); ties keep arrival order."""
+    """The statuses in sequence order, one per nachrichtenUUID (the first seen wins); ties keep arrival order.
+
+    A correction (0102) stands in the place of the status it corrects (following chains of corrections), marked
+    ``corrected``, with that status's sequence number; a correction whose target is not here keeps its own place.
+    """
     seen: set[str] = set()
     unique = []
     for status in statuses:
         if status.nachrichten_uuid not in seen:
             seen.add(status.nachrichten_uuid)
             unique.append(status)
-    return sorted(unique, key=lambda status: status.sequence)
+    ordered = sorted(unique, key=lambda status: status.sequence)
+    place = {status.nachrichten_uuid: index for index, status in enumerate(ordered)}
+    shown = dict(enumerate(ordered))
+    for status in ordered:
+        if status.berichtigt is None or status.berichtigt not in place:
+            continue
+        index = place[status.berichtigt]
+        del shown[place[status.nachrichten_uuid]]
+        place[status.nachrichten_uuid] = index
+        shown[index] = replace(status, sequence=ordered[index].sequence, corrected=True)
+    return [shown[index] for index in sorted(shown)]
 
 
 def status_to_json(status: StoredStatus) -> str:
@@ -178,6 +198,9 @@ def status_to_json(status: StoredStatus) -> str:
         "frist": status.frist.isoformat() if status.frist else None,
         "entscheidung": status.entscheidung,
     }
+    if status.berichtigt is not None:
+        document["berichtigt"] = status.berichtigt
+        document["aktuell"] = status.aktuell
     if payment is not None:
         document["zahlung"] = {
             "betrag": str(payment.betrag),
@@ -223,4 +246,6 @@ def status_from_json(text: str) -> StoredStatus:
         frist=date.fromisoformat(d["frist"]) if d.get("frist") else None,
         entscheidung=d.get("entscheidung"),
         zahlung=payment,
+        berichtigt=d.get("berichtigt"),
+        aktuell=d.get("aktuell", True),
     )

@@ -1,4 +1,5 @@
-"""XAntragsstatus messages: render a status event as ``antragsstatus.statusmeldung.0100``, and the portal's answers.
+"""XAntragsstatus messages: render a status event as ``antragsstatus.statusmeldung.0100`` (or, for a correction,
+``antragsstatus.statusberichtigung.0102``), and the portal's answers.
 
 The renderer builds the tree with lxml directly (no templates engine, no pydantic on this path), validates the
 tree against the XSD compiled once per process, and serialises it. A message that fails the schema is a bug in
@@ -25,16 +26,20 @@ from lxml import etree
 from rueckkanal import safexml
 from rueckkanal.codelists import CodeList, CodeLists, codelists
 from rueckkanal.errors import ConfigError, EventInvalid, Reason, RenderError
-from rueckkanal.lifecycle import VorgangState
+from rueckkanal.lifecycle import VorgangState, corrects_current
 from rueckkanal.model import StatusEvent
 from rueckkanal.settings import BehoerdeSettings, XoevSettings
 
-NAMESPACE = "urn:xoev-de:rueckkanal:standard:xantragsstatus"
+#: The namespace carries the schema version, so that a new version can be read beside the old one.
+NAMESPACE = "urn:xoev-de:rueckkanal:xantragsstatus:schema:2.0.0"
 STANDARD = "XAntragsstatus"
-VERSION = "1.0"
-XSD_PATH = Path(__file__).resolve().parent.parent / "schemas" / "xoev" / "xantragsstatus-1.0.xsd"
+VERSION = "2.0.0"
+XSD_PATH = Path(__file__).resolve().parent.parent / "schemas" / "xoev" / "xantragsstatus-2.0.0.xsd"
+#: Earlier versions of the standard, by namespace: a receiver answers their messages with V000.
+PREVIOUS_NAMESPACES = {"urn:xoev-de:rueckkanal:standard:xantragsstatus": "1.0"}
 
 STATUSMELDUNG = "0100"
+STATUSBERICHTIGUNG = "0102"
 QUITTUNG = "0190"
 RUECKWEISUNG = "0191"
 
@@ -88,9 +93,15 @@ class RenderedAnswer:
     xml: bytes
 
 
+#: XÖV Rückweisung codes that mean the portal already has the message: the sender counts it as delivered.
+#: S100 is "Rückweisung aufgrund erneuter Lieferung eines bereits erfolgreich verarbeiteten Datensatzes".
+ALREADY_DELIVERED = frozenset({"S100"})
+
+
 @dataclass(frozen=True)
 class Rueckweisungsgrund:
-    """One reason of a Rückweisung: a code of the Rückweisungsgrund list and an optional operator text."""
+    """One reason of a Rückweisung: a code of the XÖV Rückweisungsgründe or, where that list lacks it, of this
+    standard's Rückweisungsgrund list (codes ``AS`` + three digits), and an optional operator text."""
 
     code: str
     text: str | None = None
@@ -113,12 +124,7 @@ class Rueckweisung:
     @property
     def gilt_als_zugestellt(self) -> bool:
         """True if the portal already has the message (e.g. S100): the sender counts it as delivered."""
-        rueckweisungsgruende = codelists().rueckweisungsgrund
-        return any(
-            grund.code in rueckweisungsgruende
-            and rueckweisungsgruende.value(grund.code, "gilt_als_zugestellt") == "true"
-            for grund in self.gruende
-        )
+        return any(grund.code in ALREADY_DELIVERED for grund in self.gruende)
 
 
 PortalAnswer = Quittung | Rueckweisung
@@ -138,14 +144,16 @@ class MessageRenderer:
             "produktversion": settings.produktversion,
             "standard": STANDARD,
             "version": VERSION,
-            "test": "true" if settings.test else "false",
         }
+        if settings.test:  # XInneres: the attribute's presence marks a test message
+            self._root_attributes["test"] = "true"
         for role in (settings.autor, settings.leser):
             if role.praefix not in self._lists.behoerdenkennung_praefix:
                 raise ConfigError(f"xoev: Behördenkennung-Präfix {role.praefix!r} is not in the code list")
 
     def render(self, event: StatusEvent, state: VorgangState, *, created_at: datetime | None = None) -> RenderedMessage:
-        """The Statusmeldung for ``event``; ``state`` is the Vorgang state after the event (its sequence number)."""
+        """The Statusmeldung (or, for a correction, the Statusberichtigung) for ``event``; ``state`` is the Vorgang
+        state after the event (its sequence number, and whether a correction replaced the current status)."""
         message_uuid = nachrichten_uuid(event.source, event.event_id)
         root = self.build_statusmeldung(event, state, message_uuid, created_at or datetime.now(UTC))
         return RenderedMessage(message_uuid, self._finish(root), state.sequence, event.status)
@@ -154,7 +162,11 @@ class MessageRenderer:
         self, event: StatusEvent, state: VorgangState, message_uuid: str, created_at: datetime
     ) -> etree._Element:
         """The unvalidated tree of :meth:`render` (public for the benchmark's baseline)."""
-        root = self._head(STATUSMELDUNG, message_uuid, created_at, self._settings.leser, self._settings.autor)
+        typ = STATUSMELDUNG if event.berichtigt is None else STATUSBERICHTIGUNG
+        root = self._head(typ, message_uuid, created_at, self._settings.leser, self._settings.autor)
+        if event.berichtigt is not None:
+            _text(_sub(root, "bezug"), "nachrichtenUUID", nachrichten_uuid(event.source, event.berichtigt))
+            _text(root, "aktuellerStatus", "true" if corrects_current(state, event) else "false")
         vorgang = _sub(root, "vorgang")
         _text(vorgang, "fachverfahren", event.source)
         _text(vorgang, "vorgangsID", event.vorgang_id)
@@ -217,7 +229,11 @@ class MessageRenderer:
         root = self._answer_head(RUECKWEISUNG, message_uuid, created_at, bezug_uuid)
         for grund in gruende:
             element = _sub(root, "rueckweisung")
-            _code(element, "grund", self._lists.rueckweisungsgrund, grund.code)
+            codelist = self._lists.rueckweisungsgrund_list(grund.code)
+            if codelist is None:
+                raise RenderError("Rückweisung code is in no Rückweisungsgrund list", reason=Reason.XSD_INVALID)
+            tag = "grund" if codelist is self._lists.rueckweisungsgruende_xoev else "grund.xantragsstatus"
+            _code(element, tag, codelist, grund.code)
             if grund.text is not None:
                 _text(element, "fehlertext", grund.text)
         return RenderedAnswer(message_uuid, self._finish(root))
@@ -261,8 +277,7 @@ class MessageRenderer:
             kennung = _sub(element, "behoerdenkennung")
             _code(kennung, "praefix", self._lists.behoerdenkennung_praefix, behoerde.praefix)
             _text(kennung, "kennung", behoerde.kennung)
-            if behoerde.name is not None:
-                _text(element, "behoerdenname", behoerde.name)
+            _text(element, "behoerdenname", behoerde.name)
         return root
 
     def _finish(self, root: etree._Element) -> bytes:
@@ -313,7 +328,7 @@ class QuittungTemplate:
         return RenderedAnswer(values[0], text.encode())
 
 
-# The XSD's patterns for the values a QuittungTemplate fills in as they are (schemas/xoev/xantragsstatus-1.0.xsd).
+# The XSD's patterns for the values a QuittungTemplate fills in as they are (schemas/xoev/xantragsstatus-2.0.0.xsd).
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _KENNUNG = re.compile(r"[!#-%(-;=?-~]{1,64}")  # [!-~]{1,64} without the characters XML would escape: "&'<>
 _ZEITPUNKT_MS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(Z|[+\-][0-9]{2}:[0-9]{2})")
@@ -341,7 +356,10 @@ def parse_portal_answer(xml: bytes, *, max_bytes: int = MAX_ANSWER_BYTES) -> Por
         return Quittung(message_uuid, bezug_uuid, root.findtext("quittungsID", ""), eingang)
     if root.tag == root_tag(RUECKWEISUNG):
         gruende = tuple(
-            Rueckweisungsgrund(element.findtext("grund/code", ""), element.findtext("fehlertext"))
+            Rueckweisungsgrund(
+                element.findtext("grund/code") or element.findtext("grund.xantragsstatus/code") or "",
+                element.findtext("fehlertext"),
+            )
             for element in root.iterfind("rueckweisung")
         )
         return Rueckweisung(message_uuid, bezug_uuid, gruende)
@@ -349,23 +367,35 @@ def parse_portal_answer(xml: bytes, *, max_bytes: int = MAX_ANSWER_BYTES) -> Por
 
 
 def code_problems(root: etree._Element, lists: CodeLists | None = None) -> list[str]:
-    """Codes the XSD cannot check: each Code element's value must be in the code list its listURI names."""
+    """Codes the XSD cannot check: each Code element's value must be in the code list of its type (named by its
+    listURI, which the schema fixes per element and a sender may leave out)."""
     by_uri = (lists or codelists()).by_uri
     problems = []
     for element in root.iter():
-        uri = element.get("listURI")
-        if uri is None:
+        uri = element.get("listURI") or _CODE_ELEMENTS.get(etree.QName(element).localname)
+        if uri is None or element.find("code") is None:
             continue
         codelist = by_uri.get(uri)
         code = element.findtext("code")
         where = f"line {element.sourceline}: {etree.QName(element).localname}"
         if codelist is None:
             problems.append(f"{where}: unknown code list {uri}")
-        elif element.get("listVersionID") != codelist.version:
+        elif element.get("listVersionID", codelist.version) != codelist.version:
             problems.append(f"{where}: code list version {element.get('listVersionID')} is not {codelist.version}")
         elif code not in codelist:
             problems.append(f"{where}: code {code} is not in {uri}")
     return problems
+
+
+#: The Code elements of the schema and the list each one's type fixes (for a Code sent without its listURI).
+_CODE_ELEMENTS = {
+    "status": "urn:xoev-de:rueckkanal:codeliste:antragsstatus",
+    "entscheidung": "urn:xoev-de:rueckkanal:codeliste:entscheidungsart",
+    "nachrichtentyp": "urn:xoev-de:rueckkanal:codeliste:nachrichtentyp",
+    "praefix": "urn:xoev-de:rueckkanal:codeliste:behoerdenkennung.praefix",
+    "grund": "urn:xoev-de:xgewerbeordnung:codeliste:rueckweisungsgruende",
+    "grund.xantragsstatus": "urn:xoev-de:rueckkanal:codeliste:rueckweisungsgrund",
+}
 
 
 def _sub(parent: etree._Element, tag: str) -> etree._Element:

@@ -11,6 +11,8 @@ echo "== ruff"
 "$bin/ruff" format --check .
 echo "== mypy"
 "$bin/mypy"
+echo "== message handbook (docs/xantragsstatus.md regenerated from the XSD and the code lists, must not differ)"
+"$bin/python" scripts/handbook.py --check
 echo "== ops tools (helm, kubeconform, promtool: pinned, cached in ~/.cache/rueckkanal/tools)"
 bash scripts/tools.sh ensure
 

@@ -46,7 +46,7 @@ def portal_sim_command(
         float, typer.Option(help="share of connections closed unanswered", rich_help_panel=_FAULTS)
     ] = 0,
     reject_vorgang_pattern: Annotated[str | None, typer.Option(rich_help_panel=_FAULTS)] = None,
-    reject_code: Annotated[str, typer.Option(help="Rückweisungsgrund of that rule", rich_help_panel=_FAULTS)] = "X002",
+    reject_code: Annotated[str, typer.Option(help="Rückweisungsgrund of that rule", rich_help_panel=_FAULTS)] = "S011",
     redirect_rate: Annotated[float, typer.Option(help="share answered 3xx + Location", rich_help_panel=_FAULTS)] = 0.0,
     redirect_status: Annotated[int, typer.Option(rich_help_panel=_FAULTS)] = 307,
     not_found_rate: Annotated[float, typer.Option(help="share answered 404", rich_help_panel=_FAULTS)] = 0.0,

@@ -125,6 +125,17 @@ class ZbpPortal(PortalAdapter):
     async def send(self, message: OutboundMessage) -> Receipt:
         uuid_key = _header_value(message.nachrichten_uuid)
         payloads = self.builder.build(message.xml, message.source)
+        if payloads.status is None:  # a correction of an earlier status: at most the corrected mailbox message
+            if payloads.message is None:
+                return Receipt(None, duplicate=False, status_code=204, received_at=datetime.now(UTC))
+            return await self._deliver(
+                str(self.config.message_url),
+                canonical_json(payloads.message),
+                key=str(uuid.uuid5(MESSAGE_NAMESPACE, uuid_key)),
+                service=self.config.message_service,
+                schema=self.config.message_schema,
+                message=message,
+            )
         status = await self._deliver(
             str(self.config.status_url),
             canonical_json(payloads.status),

@@ -60,13 +60,13 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class ZbpPayloads:
-    status: dict[str, Any]
+    status: dict[str, Any] | None  # None: a correction of an earlier status, which the status monitor cannot show
     message: dict[str, Any] | None  # None: no mailbox message for this status or no BundID mailbox
 
 
 @dataclass(frozen=True, slots=True)
 class _Meldung:
-    """The fields of a Statusmeldung 0100 the ZBP needs."""
+    """The fields of a Statusmeldung 0100 or Statusberichtigung 0102 the ZBP needs."""
 
     fachverfahren: str
     leistung: str
@@ -85,6 +85,8 @@ class _Meldung:
     verwendungszweck: str | None
     zahlungs_url: str | None
     faelligkeit: date | None
+    berichtigt: bool = False  # a Statusberichtigung 0102
+    aktuell: bool = True  # False: it corrects an earlier status, not the current one
 
 
 def shorten(text: str, limit: int) -> str:
@@ -152,6 +154,10 @@ class PayloadBuilder:
             raise _unsendable(
                 "the message has no antragsID (the portal's applicationId)", Reason.ZBP_MISSING_ANTRAGS_ID
             )
+        if meldung.berichtigt and not meldung.aktuell:
+            # The status monitor shows one status per application, the current one: a correction of an earlier
+            # status must not overwrite it. Only a mailbox message (the corrected letter) can show it.
+            return ZbpPayloads(None, self._message(meldung, self._service_name(meldung, source)))
         status = self.zbp_status(meldung.status)
         if status is None:
             raise _unsendable(f"status {meldung.status} has no ZBP status", Reason.ZBP_STATUS_UNMAPPED)
@@ -181,6 +187,8 @@ class PayloadBuilder:
             return None
         limits = self.settings.limits
         label = codelists().antragsstatus.label(meldung.status)
+        if meldung.berichtigt:
+            label = f"Berichtigung: {label}"
         message: dict[str, Any] = {
             "stork_qaa_level": self.settings.stork_qaa_level,
             "mailboxUuid": mailbox,
@@ -272,6 +280,8 @@ def read_meldung(xml: bytes) -> _Meldung:
         verwendungszweck=_text(ereignis, "zahlung/verwendungszweck"),
         zahlungs_url=_text(ereignis, "zahlung/zahlungsURL"),
         faelligkeit=faelligkeit,
+        berichtigt=root.find("bezug") is not None,
+        aktuell=_text(root, "aktuellerStatus") != "false",
     )
 
 

@@ -84,6 +84,8 @@ class PostgresStatusStore:
                 if inserted is None:
                     continue
                 stored += 1
+                if not status.aktuell:  # a corrected earlier status: the Vorgang's current status is unchanged
+                    continue
                 await conn.execute(
                     "INSERT INTO vorgang (vorgang_key, last_sequence, final_at) VALUES ($1, $2, $3) "
                     "ON CONFLICT (vorgang_key) DO UPDATE SET last_sequence = excluded.last_sequence, "

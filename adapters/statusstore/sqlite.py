@@ -97,6 +97,8 @@ class SqliteStatusStore:
                 if cursor.rowcount == 0:
                     continue
                 stored += 1
+                if not status.aktuell:  # a corrected earlier status: the Vorgang's current status is unchanged
+                    continue
                 final = received if is_final(status.status) else None
                 db.execute(
                     "INSERT INTO vorgang (vorgang_key, last_sequence, final_at) VALUES (?, ?, ?) "

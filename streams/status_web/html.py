@@ -182,6 +182,7 @@ def status_page(layout: Layout, page: StatusPage, base: str) -> str:
                 f'<span class="when">{_time(entry.when, long_date(entry.when.date(), lang))}</span> '
                 f'<span class="what">{escape(entry.title)}</span>'
                 + (_frist_note(entry.frist, lang) if entry.frist is not None else "")
+                + (f' <span class="corrected">({escape(ui("corrected", lang))})</span>' if entry.corrected else "")
                 + "</li>"
             )
         parts.append(

@@ -6,8 +6,10 @@
 * the current status in plain words and what happens next (:mod:`streams.status_web.texts`), the Frist of the
   current status, and the decision in words when there is one;
 * an open payment: the newest 300 that no later 310 answered (pay now, pay later);
-* the Widerspruch view once there is a decision (current status 400, 410 or 420), with the deadline of the newest
-  420 and the Rechtsbehelfsbelehrung from that status's Hinweis or else from the configuration of the Leistung.
+* the Widerspruch view while an objection is possible (current status 400 decided or 410 Bescheid bekanntgegeben,
+  not 420 bestandskräftig), with the deadline of the newest 410 and the Rechtsbehelfsbelehrung from that status's
+  Hinweis or else from the configuration of the Leistung;
+* a corrected status (Statusberichtigung 0102) in the place of the one it replaced, marked as corrected.
 
 The Leistung is named by the Fachverfahren's configuration, never by its code or the Fachverfahren's URN.
 """
@@ -24,8 +26,8 @@ from rueckkanal.tracking import Payment, StoredStatus, timeline
 from streams.status_web.texts import ENTSCHEIDUNG_TEXTS, Lang, StatusText, status_text
 
 PAYMENT_REQUESTED, PAYMENT_RECEIVED = "300", "310"
-DECISION_STATUSES = frozenset({"400", "410", "420"})
-RECHTSBEHELFSFRIST = "420"
+DECISION_STATUSES = frozenset({"400", "410"})  # objection possible: decided, or bekanntgegeben with a Frist
+RECHTSBEHELFSFRIST = "410"  # Bescheid bekanntgegeben: its Frist is the end of the Rechtsbehelfsfrist
 REOPENED = "430"
 
 
@@ -55,6 +57,7 @@ class Entry:
     detail: str | None  # the Fachverfahren's own line, when it says more than the code list's label
     when: datetime
     frist: date | None
+    corrected: bool = False  # a Statusberichtigung replaced the status first reported here
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def build_page(
             detail=step.status_text if step.status_text != label(step.status) else None,
             when=step.zeitpunkt,
             frist=step.frist,
+            corrected=step.corrected,
         )
         for step in steps
     )

@@ -129,26 +129,26 @@ STATUS_TEXTS: dict[str, dict[Lang, StatusText]] = {
     },
     "410": {
         Lang.DE: _S(
-            "Bescheid verschickt",
-            "Der Bescheid ist an Sie verschickt.",
-            "Wenn Sie mit der Entscheidung nicht einverstanden sind, können Sie Widerspruch einlegen.",
+            "Bescheid bekanntgegeben",
+            "Sie haben den Bescheid bekommen. Bis zum genannten Tag können Sie Widerspruch einlegen.",
+            "Wenn Sie mit der Entscheidung einverstanden sind, müssen Sie nichts tun.",
         ),
         Lang.EN: _S(
-            "Notice sent",
-            "The notice of decision has been sent to you.",
-            "If you disagree with the decision, you can lodge an objection (Widerspruch).",
+            "Notice issued",
+            "You have received the notice of decision. You can object (Widerspruch) until the date shown.",
+            "If you agree with the decision, you need not do anything.",
         ),
     },
     "420": {
         Lang.DE: _S(
-            "Widerspruchsfrist läuft",
-            "Sie können bis zum genannten Tag Widerspruch gegen den Bescheid einlegen.",
-            "Wenn Sie einverstanden sind, müssen Sie nichts tun.",
+            "Bescheid bestandskräftig",
+            "Die Frist für einen Widerspruch ist vorbei. Der Bescheid gilt jetzt endgültig.",
+            "Ihr Antrag ist abgeschlossen. Sie müssen nichts mehr tun.",
         ),
         Lang.EN: _S(
-            "Objection period running",
-            "You can object to the notice until the date shown.",
-            "If you agree with it, you need not do anything.",
+            "Decision final",
+            "The period for an objection has ended. The notice is now final.",
+            "Your application is complete. You need not do anything more.",
         ),
     },
     "430": {
@@ -161,6 +161,30 @@ STATUS_TEXTS: dict[str, dict[Lang, StatusText]] = {
             "Objection received",
             "Your objection has reached us.",
             "We review the decision again and will let you know.",
+        ),
+    },
+    "440": {
+        Lang.DE: _S(
+            "Widerspruch erfolgreich",
+            "Wir haben Ihren Widerspruch geprüft und die Entscheidung geändert.",
+            "Sie bekommen einen neuen Bescheid.",
+        ),
+        Lang.EN: _S(
+            "Objection upheld",
+            "We have reviewed your objection and changed the decision.",
+            "You will receive a new notice of decision.",
+        ),
+    },
+    "450": {
+        Lang.DE: _S(
+            "Widerspruchsbescheid",
+            "Über Ihren Widerspruch ist entschieden. Sie bekommen einen Widerspruchsbescheid.",
+            "Darin steht, ob und bis wann Sie dagegen beim Verwaltungsgericht klagen können.",
+        ),
+        Lang.EN: _S(
+            "Decision on your objection",
+            "Your objection has been decided. You will receive a notice on it (Widerspruchsbescheid).",
+            "It says whether and until when you can take the matter to the administrative court.",
         ),
     },
     "500": {
@@ -206,6 +230,7 @@ UI: dict[str, dict[Lang, str]] = {
     "history": {Lang.DE: "Bisheriger Verlauf", Lang.EN: "History"},
     "frist": {Lang.DE: "Frist", Lang.EN: "Deadline"},
     "frist_until": {Lang.DE: "bis einschließlich", Lang.EN: "up to and including"},
+    "corrected": {Lang.DE: "berichtigt", Lang.EN: "corrected"},
     "no_status": {
         Lang.DE: "Zu Ihrem Antrag liegt noch keine Meldung vor. Schauen Sie später wieder hier nach.",
         Lang.EN: "There is no news about your application yet. Please look again later.",

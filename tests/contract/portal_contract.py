@@ -126,16 +126,16 @@ class PortalAdapterContract:
 
     async def test_rejection_is_permanent_with_the_portal_code(self, harness: PortalHarness) -> None:
         message = statusmeldung()
-        await harness.reject_vorgang(vorgang_id_of(message), "X002")
+        await harness.reject_vorgang(vorgang_id_of(message), "S011")
         with pytest.raises(PermanentDeliveryError) as caught:
             await harness.adapter.send(message)
         assert caught.value.reason is Reason.PORTAL_REJECTED
-        assert caught.value.portal_code == "X002"
+        assert caught.value.portal_code == "S011"
         assert not caught.value.retriable
 
     async def test_rejected_message_goes_through_once_the_portal_is_fixed(self, harness: PortalHarness) -> None:
         message = statusmeldung()
-        await harness.reject_vorgang(vorgang_id_of(message), "S101")
+        await harness.reject_vorgang(vorgang_id_of(message), "AS101")
         with pytest.raises(PermanentDeliveryError):
             await harness.adapter.send(message)
         await harness.heal()

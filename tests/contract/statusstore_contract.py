@@ -90,10 +90,10 @@ class StatusStoreContract:
         await store.apply([status("A", 1, "100"), status("A", 2, "400")], T0)
         assert (await store.link("d1")).final_at is None  # type: ignore[union-attr]
         final_at = T0 + timedelta(hours=1)
-        await store.apply([status("A", 4, "410")], final_at)
-        await store.apply([status("A", 3, "420")], final_at + timedelta(hours=1))  # late, lower: changes nothing
+        await store.apply([status("A", 4, "510")], final_at)
+        await store.apply([status("A", 3, "410")], final_at + timedelta(hours=1))  # late, lower: changes nothing
         assert (await store.link("d1")).final_at == final_at  # type: ignore[union-attr]
-        await store.apply([status("A", 5, "430")], final_at + timedelta(days=2))
+        await store.apply([status("A", 5, "430")], final_at + timedelta(days=2))  # a Widerspruch reopens a 510
         assert (await store.link("d1")).final_at is None  # type: ignore[union-attr]
 
     async def test_tokens_point_at_their_vorgang_and_can_be_revoked(self, store: StatusStore) -> None:

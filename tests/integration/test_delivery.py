@@ -113,7 +113,7 @@ async def test_permanent_rejection_is_dead_lettered_with_the_portal_code_and_rep
     rejected = events[0].vorgang_id
     pipeline = await _filled_outbox(kafka_bootstrap, unique, tmp_path, events)
     with portal_sim(
-        tmp_path / "portal.sqlite3", "--reject-vorgang-pattern", rejected, "--reject-code", "X002"
+        tmp_path / "portal.sqlite3", "--reject-vorgang-pattern", rejected, "--reject-code", "S011"
     ) as portal:
         env = _delivery_env(pipeline, portal)
         with delivery_worker(env):
@@ -123,7 +123,7 @@ async def test_permanent_rejection_is_dead_lettered_with_the_portal_code_and_rep
             for letter in dlq:
                 headers = {k: v.decode() for k, v in letter.headers}
                 assert headers["rk.error.reason"] == "portal_rejected"
-                assert headers["rk.error.portal_code"] == "X002"
+                assert headers["rk.error.portal_code"] == "S011"
                 assert headers["rk.error.stage"] == "delivery"
                 assert letter.key == f"urn:de:leipzig:fachverfahren:hundesteuer|{rejected}".encode()
             others = [e for e in events if e.vorgang_id != rejected]

@@ -107,13 +107,13 @@ async def test_faults_switched_at_run_time_store_nothing_until_cleared() -> None
 
 async def test_reject_rule_from_the_command_line_until_the_portal_is_fixed() -> None:
     bad, good = statusmeldung(vorgang_id="kaputt-1"), statusmeldung(vorgang_id="heil-1")
-    async with portal_sim("--reject-vorgang-pattern", "kaputt-.*", "--reject-code", "S103") as (_, url):
+    async with portal_sim("--reject-vorgang-pattern", "kaputt-.*", "--reject-code", "AS103") as (_, url):
         with pytest.raises(PermanentDeliveryError) as rejected:
             await send(url, bad)
         assert (await send(url, good)).duplicate is False
         await call("POST", f"{url}/admin/faults", json={"reject_vorgang_pattern": None})
         fixed = await send(url, bad)
-    assert (rejected.value.reason, rejected.value.portal_code) == (Reason.PORTAL_REJECTED, "S103")
+    assert (rejected.value.reason, rejected.value.portal_code) == (Reason.PORTAL_REJECTED, "AS103")
     assert fixed.duplicate is False
 
 

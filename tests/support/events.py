@@ -18,14 +18,15 @@ SOURCE = "urn:de:leipzig:fachverfahren:hundesteuer"
 TYPE = "de.rueckkanal.antragsstatus.v1"
 CET = timezone(timedelta(hours=1))
 
-#: A legal 20-step lifecycle that loops back twice and is reopened by a Widerspruch after the decision.
+#: A legal 20-step lifecycle that loops back twice, is decided, bekanntgegeben, objected to, remedied (Abhilfe),
+#: bekanntgegeben again and objected to again: it ends open (430), so later steps (200) stay legal.
 LIFECYCLE = (
     *("100", "120", "200", "210", "220", "200", "210", "220", "230", "200"),
-    *("220", "300", "310", "200", "400", "420", "430", "400", "410", "430"),
+    *("220", "300", "310", "200", "400", "410", "430", "440", "410", "430"),
 )
 _EXTRA = {
     "210": {"frist": "2024-12-31"},
-    "420": {"frist": "2025-01-31"},
+    "410": {"frist": "2025-01-31"},
     "300": {
         "zahlung": {
             "betrag": "96.00",

@@ -14,38 +14,54 @@ from rueckkanal.xoev import XSD_PATH
 XS = "{http://www.w3.org/2001/XMLSchema}"
 
 
-def test_the_design_status_table() -> None:
+def test_the_revised_status_table() -> None:
     statuses = codelists().antragsstatus
+    assert statuses.version == "2"
     assert list(statuses.rows) == [
-        "100", "110", "120", "200", "210", "220", "230", "300", "310", "400", "410", "420", "430", "500", "510",
+        "100", "110", "120", "200", "210", "220", "230", "300", "310",
+        "400", "410", "420", "430", "440", "450", "500", "510",
     ]  # fmt: skip
-    assert codelists().terminal_statuses == {"410", "500", "510"}
+    assert codelists().terminal_statuses == {"420", "500", "510"}
     assert statuses.value("210", "bundid") == "ACTION_REQUIRED"
-    assert statuses.value("420", "bundid") == "COMPLETED"
+    assert {code: statuses.value(code, "bundid") for code in ("400", "410", "420", "430", "440", "450")} == {
+        "400": "COMPLETED",
+        "410": "COMPLETED",
+        "420": "COMPLETED",
+        "430": "PROCESSING",
+        "440": "COMPLETED",
+        "450": "COMPLETED",
+    }
+
+
+def test_every_list_carries_xoev_metadata() -> None:
+    for codelist in codelists().all:
+        assert codelist.name and codelist.agency and codelist.description and codelist.version_description
+        assert len(codelist.valid_from) == 10 and codelist.valid_from[4] == "-"
 
 
 def test_every_label_fits_the_status_text() -> None:
     assert all(len(row["label"]) <= 50 for row in codelists().antragsstatus.rows.values())
 
 
-def test_every_fixed_list_uri_of_the_xsd_names_a_shipped_list_and_version() -> None:
+def test_every_code_type_of_the_xsd_fixes_a_shipped_list_and_its_version_as_optional_attributes() -> None:
     schema = etree.parse(str(XSD_PATH))
-    fixed = {
-        attribute.get("name"): attribute.get("fixed")
-        for attribute in schema.iter(f"{XS}attribute")
-        if attribute.get("fixed") and attribute.get("name") in ("listURI", "listVersionID")
-    }
-    uris = {a.get("fixed") for a in schema.iter(f"{XS}attribute") if a.get("name") == "listURI" and a.get("fixed")}
-    by_uri = codelists().by_uri
-    assert uris == set(by_uri)
-    assert fixed["listVersionID"] == "1"
-    assert {codelist.version for codelist in by_uri.values()} == {"1"}
+    fixed = {}
+    for complex_type in schema.iter(f"{XS}complexType"):
+        attributes = {a.get("name"): a for a in complex_type.iter(f"{XS}attribute")}
+        if "listURI" in attributes and attributes["listURI"].get("fixed"):
+            assert {attributes[name].get("use") for name in ("listURI", "listVersionID")} == {"optional"}
+            fixed[attributes["listURI"].get("fixed")] = attributes["listVersionID"].get("fixed")
+    shipped = {codelist.uri: codelist.version for codelist in codelists().all}
+    assert fixed == shipped
 
 
-def test_rueckweisung_s100_counts_as_delivered() -> None:
-    grund = codelists().rueckweisungsgrund
-    assert grund.codes_where("gilt_als_zugestellt", "true") == {"S100"}
-    assert grund.label("X001") == "Nachricht schemaungültig"
+def test_rueckweisung_codes_come_from_the_xoev_list_and_ours_never_share_its_form() -> None:
+    lists = codelists()
+    assert lists.rueckweisungsgrund_list("X001") is lists.rueckweisungsgruende_xoev
+    assert lists.rueckweisungsgrund_list("AS104") is lists.rueckweisungsgrund
+    assert lists.rueckweisungsgrund_list("S101") is None  # version 1's own S-code is gone
+    xoev_form = {code[0] + str(len(code)) for code in lists.rueckweisungsgruende_xoev.rows}
+    assert not {code[0] + str(len(code)) for code in lists.rueckweisungsgrund.rows} & xoev_form
 
 
 def test_every_list_file_is_loaded() -> None:

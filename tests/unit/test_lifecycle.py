@@ -27,7 +27,7 @@ from tests.unit.factories import event
 START = datetime.fromisoformat("2024-03-04T08:00:00+01:00")
 DETAILS = {
     "210": {"frist": "2024-04-01"},
-    "420": {"frist": "2024-04-01"},
+    "410": {"frist": "2024-04-01"},
     "300": {"zahlung": {"betrag": "10.00", "verwendungszweck": "Gebuehr"}},
     "400": {"entscheidung": "01"},
 }
@@ -101,8 +101,84 @@ def test_warn_policy_delivers_anyway_and_keeps_the_clock() -> None:
     assert result.state.last_event_time == state.last_event_time
 
 
-def test_widerspruch_reopens_a_closed_vorgang() -> None:
-    assert run("100", "400", "410", "430", "400", "410").sequence == 6
+def test_the_rechtsbehelf_path_from_decision_to_bestandskraft() -> None:
+    assert run("100", "400", "410", "420").status == "420"
+    assert run("100", "400", "410", "430", "440", "410", "420").sequence == 7  # Abhilfe: a new Bescheid
+    assert run("100", "400", "410", "430", "450", "420").status == "420"  # Widerspruchsbescheid, no Klage
+    assert run("100", "400", "410", "430", "450", "510").status == "510"  # a Klage ends the procedure here
+
+
+@pytest.mark.parametrize(("before", "refused"), [(("100", "400"), "420"), (("100", "400", "410"), "400")])
+def test_the_old_order_is_refused_with_the_reason(before: tuple[str, ...], refused: str) -> None:
+    """Version 1 sent 400 → 420 (Frist läuft) → 410; 420 now means bestandskräftig and needs a Bekanntgabe first."""
+    result = advance(run(*before), status_event(refused, len(before)))
+    assert isinstance(result, Rejection)
+    assert result.reason is Reason.ILLEGAL_TRANSITION
+    assert f"{before[-1]} → {refused}" in result.message
+
+
+def test_bestandskraft_is_final_and_a_widerspruch_reopens_only_an_einstellung() -> None:
+    for late in ("430", "200", "410"):
+        assert isinstance(advance(run("100", "400", "410", "420"), status_event(late, 9)), Rejection)
+    assert run("100", "510", "430").status == "430"
+
+
+def test_a_state_stored_under_lifecycle_version_1_is_read_in_version_2_terms() -> None:
+    stored = {  # what the changelog holds for a Vorgang in "420 Rechtsbehelfsfrist läuft" (version 1)
+        "status": "420",
+        "sequence": 8,
+        "last_event_time": "2024-03-04T09:00:00+01:00",
+        "recent_event_ids": ["evt-6", "evt-7"],
+    }
+    state = VorgangState.from_dict(stored)
+    assert (state.status, state.current_event_id, state.recent_statuses) == ("410", "evt-7", ("", "410"))
+    after = advance(state, status_event("420", 60))  # the Frist passes: bestandskräftig
+    assert isinstance(after, Advanced) and after.state.status == "420" and after.state.sequence == 9
+    assert VorgangState.from_dict(after.state.to_dict()) == after.state
+
+
+def correction(status: str, n: int, target: int, **details: object) -> StatusEvent:
+    moment = START + timedelta(minutes=n)
+    values = {**DETAILS.get(status, {}), **details}
+    return event(
+        status=status, eventId=f"evt-{n}", statusZeit=moment.isoformat(), berichtigtEventId=f"evt-{target}", **values
+    )
+
+
+def test_a_correction_of_the_current_status_may_change_its_code_within_the_table() -> None:
+    state = run("100", "200", "500")  # 500 by mistake: the authority meant 510
+    result = advance(state, correction("510", 3, target=2))
+    assert isinstance(result, Advanced)
+    assert (result.state.status, result.state.sequence, result.state.current_event_id) == ("510", 4, "evt-3")
+    assert result.state.previous_status == "200"
+    wrong = advance(state, correction("410", 3, target=2))  # 200 → 410 was never allowed
+    assert isinstance(wrong, Rejection) and wrong.reason is Reason.ILLEGAL_CORRECTION
+
+
+def test_a_correction_of_an_earlier_event_keeps_its_code_and_the_current_status() -> None:
+    state = run("100", "300", "310")
+    fixed = advance(state, correction("300", 3, target=1, zahlung={"betrag": "12.00", "verwendungszweck": "Gebuehr"}))
+    assert isinstance(fixed, Advanced)
+    assert (fixed.state.status, fixed.state.sequence, fixed.state.current_event_id) == ("310", 4, "evt-2")
+    recoded = advance(state, correction("400", 3, target=1, entscheidung="01"))
+    assert isinstance(recoded, Rejection) and recoded.reason is Reason.ILLEGAL_CORRECTION
+    warned = advance(state, correction("400", 3, target=1, entscheidung="01"), policy=Policy.WARN)
+    assert isinstance(warned, Advanced) and warned.warning is Reason.ILLEGAL_CORRECTION
+
+
+def test_a_correction_of_an_event_never_sent_is_refused_whatever_the_policy() -> None:
+    for policy in Policy:
+        for state in (None, run("100", "200")):
+            result = advance(state, correction("200", 5, target=99), policy=policy)
+            assert isinstance(result, Rejection) and result.reason is Reason.CORRECTION_UNKNOWN
+
+
+def test_a_correction_is_numbered_like_any_message_and_is_not_stale() -> None:
+    state = run("100", "200", "220")
+    result = advance(state, correction("200", 9, target=1, statusText="In Bearbeitung seit Montag"))
+    assert isinstance(result, Advanced) and result.state.sequence == 4
+    again = advance(result.state, correction("200", 9, target=1))
+    assert isinstance(again, Rejection) and again.reason is Reason.DUPLICATE_EVENT
 
 
 def test_recent_event_ids_stay_bounded() -> None:
@@ -133,8 +209,7 @@ def test_unreadable_state_is_state_corrupt(stored: dict[str, object]) -> None:
 
 def test_the_table_covers_exactly_the_code_list() -> None:
     assert set(TRANSITIONS) == set(STATUSES)
-    for status in TERMINAL:
-        assert TRANSITIONS[status] == {"430"}
+    assert {status: TRANSITIONS[status] for status in TERMINAL} == {"420": set(), "500": {"430"}, "510": {"430"}}
 
 
 @settings(max_examples=200, deadline=None)
@@ -145,6 +220,6 @@ def test_nothing_leaves_a_terminal_status_except_430(statuses: list[str], policy
         result = advance(state, status_event(status, n), policy=policy)
         if isinstance(result, Advanced):
             if state is not None and state.status in TERMINAL and result.warning is None:
-                assert result.state.status == "430"
+                assert state.status != "420" and result.state.status == "430"
             assert result.state.sequence == (state.sequence + 1 if state else 1)
             state = result.state

@@ -11,7 +11,7 @@ OAuth2 bearer check, if configured          401 ``{"error": "invalid_token"}``
 Content-Type application/xml or text/xml    415
 body size limit                             413 + Rückweisung X005
 safe parse, 0100 root, XSD, code lists      400 + Rückweisung X004 (unreadable), X001 (schema), X002 (code)
-reject rule on the vorgangsID               422 + Rückweisung ``reject_code`` (default X002)
+reject rule on the vorgangsID               422 + Rückweisung ``reject_code`` (default S011)
 store: new nachrichtenUUID                  200 + Quittung 0190 (quittungsID = portal receipt id)
 store: known nachrichtenUUID                409 + the original Quittung, or 200 + Rückweisung S100
 ==========================================  ===========================================================
@@ -192,7 +192,7 @@ class Portal:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             bezug = bezug_for(None, idempotency_key, b"")
-            answer = self.answers.rueckweisung(bezug, "X005", "Nachricht zu groß", status=413)
+            answer = self.answers.rueckweisung(bezug, "AS105", "Nachricht zu groß", status=413)
             return self._count("refused", answer)
         incoming = read_statusmeldung(body, max_bytes=self.config.max_body_bytes, idempotency_key=idempotency_key)
         if isinstance(incoming, Refused):
@@ -208,6 +208,9 @@ class Portal:
         stored = await self.store.record(incoming)
         eingang = datetime.fromisoformat(stored.first_received_at)
         uuid = incoming.nachrichten_uuid
+        if stored.unknown_target:
+            answer = self.answers.rueckweisung(uuid, "AS104", "Berichtigte Nachricht unbekannt", status=422)
+            return self._count("rejected", answer)
         if not stored.duplicate:
             return self._count("stored", self.answers.quittung(uuid, stored.receipt_id, eingang))
         if self.config.duplicates is DuplicateAnswer.S100:

@@ -55,7 +55,7 @@ class FaultSpec(BaseModel):
     outage_until_cleared: bool = Field(False, description="answer 503 until this is set to false")
     drop_rate: float = Field(0.0, ge=0, le=1, description="close the connection without any answer")
     reject_vorgang_pattern: str | None = Field(None, max_length=200, description="regex, full match on vorgangsID")
-    reject_code: str = Field("X002", description="Rückweisungsgrund for reject_vorgang_pattern")
+    reject_code: str = Field("S011", description="Rückweisungsgrund for reject_vorgang_pattern")
     redirect_rate: float = Field(0.0, ge=0, le=1, description="answer redirect_status with a Location")
     redirect_status: int = Field(307, ge=300, le=399)
     not_found_rate: float = Field(0.0, ge=0, le=1, description="answer 404, as a wrong URL would")
@@ -81,8 +81,8 @@ class FaultSpec(BaseModel):
     @field_validator("reject_code")
     @classmethod
     def _known_code(cls, value: str) -> str:
-        if value not in codelists().rueckweisungsgrund:
-            raise ValueError("not a code of the Rückweisungsgrund code list")
+        if codelists().rueckweisungsgrund_list(value) is None:
+            raise ValueError("not a code of the XÖV Rückweisungsgründe or the Rückweisungsgrund code list")
         return value
 
     @model_validator(mode="after")

@@ -1,7 +1,10 @@
-"""How the reference portal reads a Statusmeldung 0100: as strictly as a real portal should.
+"""How the reference portal reads a Statusmeldung 0100 or Statusberichtigung 0102: as strictly as a real portal
+should.
 
-Safe parse (no DTD, no entities, size cap) → root element 0100 → XSD → code lists → the fields the portal keeps.
-Every refusal names a Rückweisungsgrund of the code list and a short text without values from the message.
+Safe parse (no DTD, no entities, size cap) → version (namespace) → root element 0100/0102 → XSD → code lists → the
+fields the portal keeps. Every refusal names a Rückweisungsgrund (the XÖV list where it has one: X000 not
+well-formed, V000 another version of the standard, X001 schema, S011 code; AS105 too large) and a short text
+without values from the message.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from lxml import etree
 from adapters.portal.sim.store import Incoming
 from rueckkanal import safexml
 from rueckkanal.errors import DecodeError, Reason
-from rueckkanal.xoev import NACHRICHTEN_NAMESPACE, STATUSMELDUNG, code_problems, root_tag, schema_errors, xsd
+from rueckkanal.xoev import (
+    NACHRICHTEN_NAMESPACE,
+    PREVIOUS_NAMESPACES,
+    STATUSBERICHTIGUNG,
+    STATUSMELDUNG,
+    code_problems,
+    root_tag,
+    schema_errors,
+    xsd,
+)
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _UUID_PATH = "nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID"
@@ -37,17 +49,21 @@ def read_statusmeldung(body: bytes, *, max_bytes: int, idempotency_key: str | No
     try:
         root = safexml.parse(body, max_bytes=max_bytes)
     except DecodeError as exc:
-        code = "X005" if exc.reason is Reason.PAYLOAD_TOO_LARGE else "X004"
+        code = "AS105" if exc.reason is Reason.PAYLOAD_TOO_LARGE else "X000"
         return Refused(code, f"Nachricht nicht lesbar ({exc.reason.value})", bezug_for(None, idempotency_key, body))
     bezug = bezug_for(root, idempotency_key, body)
-    if root.tag != root_tag(STATUSMELDUNG):
-        return Refused("X001", "Nachricht ist keine antragsstatus.statusmeldung.0100", bezug)
+    namespace = etree.QName(root).namespace or ""
+    if namespace in PREVIOUS_NAMESPACES:
+        version = PREVIOUS_NAMESPACES[namespace]
+        return Refused("V000", f"XAntragsstatus {version} wird nicht mehr angenommen, nur 2.0.0", bezug)
+    if root.tag not in (root_tag(STATUSMELDUNG), root_tag(STATUSBERICHTIGUNG)):
+        return Refused("X001", "Nachricht ist keine Statusmeldung 0100 oder Statusberichtigung 0102", bezug)
     schema = xsd()
     if not schema.validate(root):
         return Refused("X001", _cut(f"Nachricht schemaungültig: {schema_errors(schema, limit=3)}"), bezug)
     problems = code_problems(root)
     if problems:
-        return Refused("X002", _cut(f"Codelistenwert unbekannt: {'; '.join(problems[:3])}"), bezug)
+        return Refused("S011", _cut(f"Codelistenwert unbekannt: {'; '.join(problems[:3])}"), bezug)
     sequence = int(root.findtext("statusereignis/sequenznummer", "0"))
     if sequence > _MAX_SEQUENCE:
         return Refused("X001", "sequenznummer zu groß", bezug)
@@ -59,6 +75,8 @@ def read_statusmeldung(body: bytes, *, max_bytes: int, idempotency_key: str | No
         status=root.findtext("statusereignis/status/code", ""),
         status_text=root.findtext("statusereignis/statusText", ""),
         status_time=root.findtext("statusereignis/zeitpunkt", ""),
+        berichtigt=root.findtext("bezug/nachrichtenUUID"),
+        aktuell=root.findtext("aktuellerStatus", "true") == "true",
     )
 
 

@@ -3,7 +3,8 @@
 Only the simulated portal's own view, for developers and tests. The citizens' page is ``rueckkanal status-web``
 (tracking links instead of Vorgang ids, accessible, with payment and Widerspruch). Steps are ordered by
 sequenznummer (the Fachverfahren's order), not by arrival, so a late
-message lands in its place. Everything from the messages is HTML-escaped.
+message lands in its place, and a Statusberichtigung (0102) stands in the place of the message it corrects,
+marked "(berichtigt)". Everything from the messages is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from html import escape
 from aiohttp import web
 
 from adapters.portal.sim.app import PORTAL_KEY
-from adapters.portal.sim.store import NachrichtRow
+from adapters.portal.sim.store import NachrichtRow, corrected_timeline
 
 
 def add_routes(app: web.Application) -> None:
@@ -30,7 +31,7 @@ async def status_page(request: web.Request) -> web.Response:
         )
     sections = []
     for fachverfahren in sorted({row.fachverfahren for row in rows}):
-        steps = sorted((row for row in rows if row.fachverfahren == fachverfahren), key=lambda row: row.sequence)
+        steps = corrected_timeline([row for row in rows if row.fachverfahren == fachverfahren])
         sections.append(_timeline(fachverfahren, steps))
     return web.Response(
         text=_page(f"Stand Ihres Antrags {escape(vorgang_id)}", "".join(sections)), content_type="text/html"
@@ -41,7 +42,7 @@ def _timeline(fachverfahren: str, steps: list[NachrichtRow]) -> str:
     path = " → ".join(escape(step.status_text) for step in steps)
     items = "".join(
         f"<li><time datetime='{escape(step.status_time)}'>{_german_time(step.status_time)}</time> "
-        f"{escape(step.status_text)}</li>"
+        f"{escape(step.status_text)}{_CORRECTED if step.corrected else ''}</li>"
         for step in steps
     )
     current = escape(steps[-1].status_text)
@@ -50,6 +51,9 @@ def _timeline(fachverfahren: str, steps: list[NachrichtRow]) -> str:
         f"<p>Aktueller Stand: <strong>{current}</strong></p>"
         f"<p class='verlauf'>{path}</p><ol>{items}</ol></section>"
     )
+
+
+_CORRECTED = " <em class='berichtigt'>(berichtigt)</em>"
 
 
 def _german_time(iso: str) -> str:

@@ -15,6 +15,7 @@ message with a lower number is stored (and counted) but does not overwrite a new
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import sqlite3
 import uuid
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS nachricht (
     receipt_id         TEXT NOT NULL,
     first_received_at  TEXT NOT NULL,
     last_received_at   TEXT NOT NULL,
-    received_count     INTEGER NOT NULL
+    received_count     INTEGER NOT NULL,
+    berichtigt         TEXT -- Statusberichtigung 0102: the nachrichtenUUID it corrects
 );
 CREATE INDEX IF NOT EXISTS nachricht_by_vorgang ON nachricht (vorgangs_id, fachverfahren, arrival);
 CREATE TABLE IF NOT EXISTS vorgang (
@@ -57,13 +59,14 @@ CREATE TABLE IF NOT EXISTS vorgang (
 
 _NACHRICHT_COLUMNS = (
     "nachrichten_uuid, fachverfahren, vorgangs_id, sequence, status, status_text, status_time, receipt_id, "
-    "first_received_at, last_received_at, received_count"
+    "first_received_at, last_received_at, received_count, berichtigt"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """What the portal reads from a valid Statusmeldung 0100."""
+    """What the portal reads from a valid Statusmeldung 0100 or Statusberichtigung 0102 (``berichtigt``: the
+    nachrichtenUUID it corrects; ``aktuell``: whether it corrects the current status)."""
 
     nachrichten_uuid: str
     fachverfahren: str
@@ -72,6 +75,8 @@ class Incoming:
     status: str
     status_text: str
     status_time: str
+    berichtigt: str | None = None
+    aktuell: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,7 @@ class Stored:
     duplicate: bool
     received_count: int
     first_received_at: str
+    unknown_target: bool = False  # a 0102 whose corrected message this portal never received: nothing stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,26 @@ class NachrichtRow:
     first_received_at: str
     last_received_at: str
     received_count: int
+    berichtigt: str | None = None
+    corrected: bool = False  # in a timeline: this entry replaced the one at its place
+
+
+def corrected_timeline(rows: list[NachrichtRow]) -> list[NachrichtRow]:
+    """The rows of one Vorgang in sequence order, each correction (0102) standing in the place of the message it
+    corrects (following chains of corrections), marked ``corrected``; a correction whose target is missing keeps
+    its own place."""
+    ordered = sorted(rows, key=lambda row: row.sequence)
+    place = {row.nachrichten_uuid: index for index, row in enumerate(ordered)}
+    shown: dict[int, NachrichtRow] = dict(enumerate(ordered))
+    for row in ordered:
+        target = row.berichtigt
+        if target is None or target not in place:
+            continue
+        index = place[target]
+        del shown[place[row.nachrichten_uuid]]
+        place[row.nachrichten_uuid] = index
+        shown[index] = dataclasses.replace(row, sequence=ordered[index].sequence, corrected=True)
+    return [shown[index] for index in sorted(shown)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +205,9 @@ def _connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
     connection.executescript(_SCHEMA)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(nachricht)")}
+    if "berichtigt" not in columns:  # a file written before Statusberichtigungen existed
+        connection.execute("ALTER TABLE nachricht ADD COLUMN berichtigt TEXT")
     return connection
 
 
@@ -210,9 +239,16 @@ def _record_in_transaction(connection: sqlite3.Connection, incoming: Incoming, n
     ).fetchone()
     if known is not None:
         return Stored(receipt_id=known[0], duplicate=True, received_count=known[1], first_received_at=known[2])
+    if incoming.berichtigt is not None:
+        target = connection.execute(
+            "SELECT 1 FROM nachricht WHERE nachrichten_uuid = ? AND fachverfahren = ? AND vorgangs_id = ?",
+            (incoming.berichtigt, incoming.fachverfahren, incoming.vorgangs_id),
+        ).fetchone()
+        if target is None:
+            return Stored(receipt_id="", duplicate=False, received_count=0, first_received_at=now, unknown_target=True)
     receipt_id = f"Q-{uuid.uuid4()}"
     connection.execute(
-        f"INSERT INTO nachricht ({_NACHRICHT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",  # noqa: S608
+        f"INSERT INTO nachricht ({_NACHRICHT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",  # noqa: S608
         (
             incoming.nachrichten_uuid,
             incoming.fachverfahren,
@@ -224,8 +260,11 @@ def _record_in_transaction(connection: sqlite3.Connection, incoming: Incoming, n
             receipt_id,
             now,
             now,
+            incoming.berichtigt,
         ),
     )
+    if not incoming.aktuell:  # a corrected earlier message: the Vorgang's current status stays
+        return Stored(receipt_id=receipt_id, duplicate=False, received_count=1, first_received_at=now)
     connection.execute(
         "INSERT INTO vorgang (fachverfahren, vorgangs_id, nachrichten_uuid, sequence, status, status_text, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fachverfahren, vorgangs_id) DO UPDATE SET "

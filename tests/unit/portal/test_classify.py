@@ -123,7 +123,7 @@ def test_409_with_its_quittung_is_a_duplicate_delivery() -> None:
 
 
 @pytest.mark.parametrize("status", [200, 400, 422])
-@pytest.mark.parametrize("code", ["X001", "X002", "S101"])
+@pytest.mark.parametrize("code", ["X001", "S011", "AS101"])
 def test_any_other_rueckweisung_is_permanent_with_its_code(status: int, code: str) -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
         run(status, rueckweisung(code))
@@ -133,8 +133,8 @@ def test_any_other_rueckweisung_is_permanent_with_its_code(status: int, code: st
 
 def test_first_code_is_kept_and_s100_among_others_still_counts_as_delivered() -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
-        run(422, rueckweisung("X002", "S101"))
-    assert caught.value.portal_code == "X002"
+        run(422, rueckweisung("S011", "AS101"))
+    assert caught.value.portal_code == "S011"
     assert run(200, rueckweisung("X001", "S100")).duplicate is True
 
 
@@ -161,6 +161,6 @@ def test_other_4xx_without_a_readable_answer_are_permanent_client_errors(status:
 
 def test_error_text_names_status_and_code_only() -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
-        run(422, rueckweisung("X002"))
+        run(422, rueckweisung("S011"))
     assert "422" in caught.value.message
-    assert "X002" in caught.value.message
+    assert "S011" in caught.value.message

@@ -83,7 +83,7 @@ async def test_unreadable_message_is_refused_about_its_idempotency_key(
     assert status == 400
     assert isinstance(answer, Rueckweisung)
     assert answer.bezug_uuid == key
-    assert answer.gruende[0].code == "X004"
+    assert answer.gruende[0].code == "X000"
 
 
 async def test_a_message_of_another_type_is_schema_invalid(sim: RunningPortal, http: aiohttp.ClientSession) -> None:
@@ -105,7 +105,7 @@ async def test_faults_and_rejections_store_nothing(sim: RunningPortal, http: aio
     status, body = await post(http, sim, message.xml)
     rejection = parse_portal_answer(body)
     assert status == 422
-    assert isinstance(rejection, Rueckweisung) and rejection.gruende[0].code == "X002"
+    assert isinstance(rejection, Rueckweisung) and rejection.gruende[0].code == "S011"
     assert await get_json(http, f"{sim.base_url}/nachrichten?vorgang=abgelehnt-1") == (
         200,
         {"vorgang": "abgelehnt-1", "nachrichten": []},

@@ -81,9 +81,9 @@ def test_drop_comes_before_any_status() -> None:
 
 def test_reject_rule_matches_whole_vorgang_ids_and_can_be_cleared() -> None:
     faults = Faults(FaultSpec(reject_vorgang_pattern=r"4711|kaputt-.*"))
-    assert faults.rejection("4711") == "X002"
+    assert faults.rejection("4711") == "S011"
     assert faults.rejection("14711") is None
-    assert faults.rejection("kaputt-1") == "X002"
+    assert faults.rejection("kaputt-1") == "S011"
     faults.update({"reject_vorgang_pattern": None})
     assert faults.rejection("4711") is None
 

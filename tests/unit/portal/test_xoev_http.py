@@ -189,10 +189,10 @@ async def test_nobody_listening_is_a_connection_error() -> None:
     ("mutate", "code"),
     [
         (lambda xml: xml.replace(b"<leistung>", b"<leistung>x"), "X001"),  # breaks the Leistungsschlüssel pattern
-        (lambda xml: xml.replace(b"<code>200</code>", b"<code>999</code>"), "X002"),  # valid shape, not in the list
-        (lambda xml: b'<!DOCTYPE x [<!ENTITY a "b">]>' + xml.split(b"?>", 1)[1], "X004"),
-        (lambda xml: xml[:-20], "X004"),  # not well-formed
-        (lambda xml: xml.replace(b"</nachrichtenkopf.g2g>", b"</nachrichtenkopf.g2g>" + b" " * 300_000), "X005"),
+        (lambda xml: xml.replace(b"<code>200</code>", b"<code>999</code>"), "S011"),  # valid shape, not in the list
+        (lambda xml: b'<!DOCTYPE x [<!ENTITY a "b">]>' + xml.split(b"?>", 1)[1], "X000"),
+        (lambda xml: xml[:-20], "X000"),  # not well-formed
+        (lambda xml: xml.replace(b"</nachrichtenkopf.g2g>", b"</nachrichtenkopf.g2g>" + b" " * 300_000), "AS105"),
     ],
 )
 async def test_messages_the_portal_cannot_take_are_permanent_with_its_code(

@@ -187,3 +187,40 @@ def test_the_same_message_builds_the_same_content() -> None:
     again = canonical_json(builder().build(message, "hundesteuer").status)
     assert first == again
     assert json.loads(first)["reference"] == "AZ-7"
+
+
+def correction_xml(current: bool, **overrides: Any) -> bytes:
+    """A Statusberichtigung 0102 of event evt-1 (a 300), rendered with the state the lifecycle would leave."""
+    values: dict[str, Any] = {"antragsId": ANTRAG, "eventId": "evt-2", "berichtigtEventId": "evt-1", **overrides}
+    ev = event(**values)
+    state = VorgangState(
+        status=ev.status,
+        sequence=3,
+        last_event_time=ev.status_time,
+        recent_event_ids=("evt-1", "evt-9", "evt-2"),
+        recent_statuses=(ev.status, "310", ev.status),
+        current_event_id="evt-2" if current else "evt-9",
+    )
+    return MessageRenderer(XoevSettings()).render(ev, state).xml
+
+
+PAYMENT = {
+    "status": "300",
+    "postfachReferenz": f"bundid:postfach:{MAILBOX}",
+    "zahlung": {"betrag": "90.00", "verwendungszweck": "Hundesteuer 2025"},
+}
+
+
+def test_a_correction_of_the_current_status_updates_the_monitor_and_resends_the_letter_marked() -> None:
+    payloads = builder().build(correction_xml(True, **PAYMENT), "hundesteuer")
+    assert payloads.status is not None and payloads.status["status"] == "ACTION_REQUIRED"
+    assert payloads.message is not None and payloads.message["title"].startswith("Berichtigung: Zahlung angefordert")
+
+
+def test_a_correction_of_an_earlier_status_never_overwrites_the_monitor_only_the_letter_is_sent() -> None:
+    payloads = builder().build(correction_xml(False, **PAYMENT), "hundesteuer")
+    assert payloads.status is None
+    assert payloads.message is not None and "Berichtigung" in payloads.message["title"]
+    assert "90" in payloads.message["content"]
+    quiet = builder().build(correction_xml(False, status="200"), "hundesteuer")
+    assert (quiet.status, quiet.message) == (None, None)  # nothing the ZBP can show

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -85,23 +86,48 @@ def test_a_payment_is_open_until_a_later_receipt() -> None:
 
 
 def test_widerspruch_after_a_decision_with_the_deadline_of_this_decision_only() -> None:
-    decided = [step(1, "100"), step(2, "400", entscheidung="03"), step(3, "410")]
+    decided = [step(1, "100"), step(2, "400", entscheidung="03")]
     assert page(decided[:1]).widerspruch is None
     shown = page(decided)
     assert shown.widerspruch is not None and shown.widerspruch.deadline is None
-    frist = [*decided, step(4, "420", frist=date(2026, 4, 30), hinweis="Belehrung aus dem Bescheid")]
-    widerspruch = page(frist).widerspruch
+    bekanntgegeben = [*decided, step(3, "410", frist=date(2026, 4, 30), hinweis="Belehrung aus dem Bescheid")]
+    widerspruch = page(bekanntgegeben).widerspruch
     assert widerspruch is not None
     assert (widerspruch.deadline, widerspruch.rechtsbehelfsbelehrung) == (
         date(2026, 4, 30),
         "Belehrung aus dem Bescheid",
     )
-    reopened = [*frist, step(5, "430"), step(6, "400", entscheidung="01"), step(7, "410")]
+    assert page([*bekanntgegeben, step(4, "420")]).widerspruch is None  # bestandskräftig: too late
+    reopened = [*bekanntgegeben, step(4, "430"), step(5, "440"), step(6, "400", entscheidung="01")]
     again = page(reopened).widerspruch
     assert (
         again is not None and again.deadline is None and again.rechtsbehelfsbelehrung == DEFAULT.rechtsbehelfsbelehrung
     )
-    assert page([*reopened, step(8, "510")]).widerspruch is None
+    assert page([*reopened, step(7, "510")]).widerspruch is None
+
+
+def test_a_correction_stands_in_the_place_of_the_status_it_replaces() -> None:
+    requested = step(2, "300", zahlung=PAYMENT)
+    received = step(3, "310")
+    corrected_payment = replace(PAYMENT, betrag=Decimal("12.50"))
+    fix_earlier = replace(
+        step(4, "300", zahlung=corrected_payment), berichtigt=requested.nachrichten_uuid, aktuell=False
+    )
+    shown = page([step(1, "100"), requested, received, fix_earlier])
+    assert [(entry.status, entry.corrected) for entry in shown.entries] == [
+        ("100", False),
+        ("300", True),
+        ("310", False),
+    ]
+    assert shown.latest is not None and shown.latest.status == "310"
+    fix_current = replace(
+        step(4, "310"), status_text="Zahlung eingegangen am 3. Mai", berichtigt=received.nachrichten_uuid
+    )
+    assert [entry.corrected for entry in page([step(1, "100"), requested, received, fix_current]).entries] == [
+        False,
+        False,
+        True,
+    ]
 
 
 def test_tokens_are_160_random_bits_and_stored_only_as_a_keyed_digest() -> None:

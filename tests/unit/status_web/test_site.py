@@ -90,8 +90,10 @@ async def test_every_answer_is_private_and_the_pages_need_nothing_from_elsewhere
             assert b"<script" not in body and b"//fonts." not in body
         status, page, _ = await fetch(http, url + "/zahlung")
         assert status == 200
-        for shown in (b"180,00 \xe2\x82\xac", b"DE90 8605 5592 1100 0001 23", b"5212025000205", b"15. Januar 2025"):
+        # the example's Statusberichtigung (0102) corrected the amount of its payment request from 180,00 to 90,00
+        for shown in (b"90,00 \xe2\x82\xac", b"DE90 8605 5592 1100 0001 23", b"5212025000205", b"15. Januar 2025"):
             assert shown in page
+        assert b"180,00" not in page
         assert b"Aktenzeichen" not in page.replace(b"oder Aktenzeichen", b"")
         assert b"22.3-HSt-2024/0205" not in page  # the Aktenzeichen is never shown
         _, ics, headers = await fetch(http, url + "/zahlung.ics")
