@@ -11,7 +11,10 @@ database, as a second replica would have). What holds for each backend:
   nothing; a Widerspruch (430) after the final status opens it again;
 * a token digest points at its Vorgang; revoking marks it, once; revoking a Vorgang revokes all its tokens;
 * an unknown digest points nowhere;
-* a Vorgang is "unpublished" until its tracking link is marked as sent.
+* a Vorgang is "unpublished" until its tracking link is marked as sent;
+* the lifecycle migration (0002) turns a stored 420 of XAntragsstatus 1 into 2.0.0's 410.
+
+A subclass also provides ``forget_migration`` (the test's own SQL), to put a database back to an older version.
 """
 
 from __future__ import annotations
@@ -51,8 +54,18 @@ def status(vorgang: str, sequence: int, code: str = "200", uuid: str | None = No
 
 
 class StatusStoreContract:
+    async def forget_migration(self, version: int) -> None:
+        raise NotImplementedError
+
     async def test_migrations_run_once(self, store: StatusStore) -> None:
         assert await store.migrate() == []
+
+    async def test_the_lifecycle_migration_reads_a_stored_420_of_version_1_as_410(self, store: StatusStore) -> None:
+        old = [status("A", 1, "400"), status("A", 2, "420"), status("A", 3, "410")]
+        await store.apply(old, T0)
+        await self.forget_migration(2)  # the database as status-web of XAntragsstatus 1 left it
+        assert await store.migrate() == [2]
+        assert [s.status for s in await store.statuses("urn:test|A")] == ["400", "410", "410"]
 
     async def test_statuses_come_back_whole_and_in_sequence_order(self, store: StatusStore) -> None:
         batch = [status("A", n, "300" if n == 3 else "200") for n in range(1, 8)]

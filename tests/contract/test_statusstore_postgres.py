@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from adapters.statusstore import open_store
@@ -14,8 +15,16 @@ class TestPostgresStatusStore(StatusStoreContract):
     @pytest.fixture
     async def database(self) -> AsyncIterator[str]:
         dsn = await fresh_database(admin_dsn())
+        self.dsn = dsn
         yield dsn
         await drop_database(dsn)
+
+    async def forget_migration(self, version: int) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute("DELETE FROM schema_migrations WHERE version = $1", version)
+        finally:
+            await connection.close()
 
     @pytest.fixture
     async def store(self, database: str) -> AsyncIterator[StatusStore]:
