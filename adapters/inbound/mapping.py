@@ -33,6 +33,7 @@ Target = Literal[
     "hinweistext",
     "postfachReferenz",
     "antragsId",
+    "berichtigtEventId",
     "zahlung.betrag",
     "zahlung.waehrung",
     "zahlung.verwendungszweck",

@@ -105,3 +105,9 @@ def test_a_mapped_field_holding_an_object_does_not_echo_its_keys() -> None:
     assert caught.value.reason is Reason.SCHEMA_INVALID
     assert "statusText" in caught.value.message
     assert "Mustermann" not in caught.value.message and "DE02" not in caught.value.message
+
+
+def test_a_correction_names_the_event_it_corrects_through_its_mapped_field() -> None:
+    assert _decode().berichtigt is None
+    event = _decode({"bearbeitung.berichtigtMeldungId": "BWP-M-4711-04"})
+    assert event.berichtigt == "BWP-M-4711-04"
