@@ -26,6 +26,7 @@ from streams import logs
 from streams.app import kafka_client_options
 from streams.cliutil import load_settings
 from streams.status_web.consumer import OutboxReader
+from streams.status_web.estimate import Estimates
 from streams.status_web.http import InternalApi, StatusSite, internal_app, pepper_bytes, public_app
 from streams.status_web.links import Links
 from streams.status_web.metrics import StatusWebMetrics
@@ -98,6 +99,7 @@ async def serve(settings: Settings) -> None:
             "enforcement_name": sw.enforcement_name,
         },
         trusted_proxies=sw.trusted_proxies,
+        estimates=Estimates(store, sw.estimate_min_count),
     )
     reader = OutboxReader(
         kafka_options=kafka_client_options(settings.kafka),
