@@ -147,7 +147,7 @@ def step_durations(points: Iterable[TimelinePoint]) -> dict[str, tuple[int, int]
 
 @dataclass(frozen=True)
 class Estimate:
-    """"Usually about ``days`` days from here to the decision (median of the last 12 months, ``count`` Anträge)"."""
+    """ "Usually about ``days`` days from here to the decision (median of the last 12 months, ``count`` Anträge)"."""
 
     days: int  # the median in whole days, rounded half up; 0 means "less than a day"
     count: int
@@ -230,3 +230,18 @@ class DeadLetterRecord:
     reason: str
     target: str
     failed_s: int
+
+
+def points_of(statuses: Iterable[object]) -> list[TimelinePoint]:
+    """The figures' view of stored statuses (anything with sequence, status, zeitpunkt and nachrichten_uuid)."""
+    return [
+        TimelinePoint(s.sequence, s.status, epoch_seconds(s.zeitpunkt), s.nachrichten_uuid)  # type: ignore[attr-defined]
+        for s in statuses
+    ]
+
+
+def completed_now(before: Iterable[TimelinePoint], after: Iterable[TimelinePoint]) -> dict[str, int]:
+    """Steps a Vorgang has completed in ``after`` but had not in ``before``: step name → duration in seconds.
+    A correction of a step already counted is not counted again (the histogram observes each step once)."""
+    earlier = step_durations(before)
+    return {name: duration for name, (_, duration) in step_durations(after).items() if name not in earlier}

@@ -34,8 +34,20 @@ from rueckkanal.transparency import (
     epoch_seconds,
 )
 
-MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
-          "Dezember")  # fmt: skip
+MONTHS = (
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
+)
 CHART_STEP = "eingang_entschieden"  # the step the per-Leistung chart shows month by month
 
 
@@ -178,7 +190,9 @@ def render_csv(report: Report) -> str:
     (semicolons and decimal commas, as German spreadsheets read them)."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["schluessel", "abschnitt", "fachverfahren", "leistung", "zeitraum", "gegenstand", "kennzahl", "wert"])
+    writer.writerow(
+        ["schluessel", "abschnitt", "fachverfahren", "leistung", "zeitraum", "gegenstand", "kennzahl", "wert"]
+    )
     for cell in all_cells(report):
         writer.writerow([cell.key, *cell.key.split("|"), cell.text])
     return out.getvalue()
@@ -190,8 +204,15 @@ def render_csv(report: Report) -> str:
 COLOURS = ("#1d4f91", "#8a3b00")
 
 
-def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[str],
-              unit: str, table_id: str, decimals: int = 1) -> str:  # fmt: skip
+def bar_chart(
+    chart_id: str,
+    title: str,
+    rows: Sequence[tuple[str, Sequence[float]]],
+    series: Sequence[str],
+    unit: str,
+    table_id: str,
+    decimals: int = 1,
+) -> str:
     """Horizontal bars, one group per row, one bar per series, each bar labelled with its value."""
     label_w, bar_w, bar_h, gap = 190, 300, 14, 10
     peak = max([v for _, values in rows for v in values] + [1e-9])
@@ -216,8 +237,13 @@ def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[floa
         for i, value in enumerate(values):
             w = max(1.0, bar_w * value / peak)
             by = y + i * bar_h
-            parts.append(f'<rect x="{label_w}" y="{by + 1}" width="{w:.1f}" height="{bar_h - 2}" fill="{COLOURS[i % 2]}"/>')
-            parts.append(f'<text x="{label_w + w + 4:.1f}" y="{by + bar_h - 3}" font-size="11">{de_number(value, decimals)}</text>')
+            parts.append(
+                f'<rect x="{label_w}" y="{by + 1}" width="{w:.1f}" height="{bar_h - 2}" fill="{COLOURS[i % 2]}"/>'
+            )
+            parts.append(
+                f'<text x="{label_w + w + 4:.1f}" y="{by + bar_h - 3}" font-size="11">'
+                f"{de_number(value, decimals)}</text>"
+            )
         y += group_h
     parts.append("</svg>")
     return "".join(parts)
@@ -295,8 +321,14 @@ def _monthly_block(ids: _Ids, section: str, title: str, figures: list[StepFigure
     chart_rows = [(period_label(f.period), (days(f.median), days(f.p80))) for f in monthly if f.step == CHART_STEP]
     step = STEP_BY_NAME[CHART_STEP]
     chart = (
-        bar_chart(chart_id, f"{title}: {step.label_de} je Monat, in Tagen", chart_rows, ("Median", "80. Perzentil"),
-                  "Tage", table_id)  # fmt: skip
+        bar_chart(
+            chart_id,
+            f"{title}: {step.label_de} je Monat, in Tagen",
+            chart_rows,
+            ("Median", "80. Perzentil"),
+            "Tage",
+            table_id,
+        )
         if chart_rows
         else ""
     )
@@ -379,8 +411,16 @@ def _delivery_section(ids: _Ids, report: Report) -> str:
         for f in report.deliveries:
             rows.append((target_label(f.target), tuple(100 * n / f.statuses if f.statuses else 0 for n in f.within)))
         parts.append('<div class="pair"><figure>')
-        parts.append(bar_chart(chart_id, "Anteil rechtzeitig zugestellter Statusmeldungen je Ziel, in Prozent", rows,
-                               ("bis 1 Minute", "bis 1 Stunde"), "Prozent", table_id))  # fmt: skip
+        parts.append(
+            bar_chart(
+                chart_id,
+                "Anteil rechtzeitig zugestellter Statusmeldungen je Ziel, in Prozent",
+                rows,
+                ("bis 1 Minute", "bis 1 Stunde"),
+                "Prozent",
+                table_id,
+            )
+        )
         parts.append("</figure>")
         parts.append(
             _table(
@@ -398,16 +438,27 @@ def _delivery_section(ids: _Ids, report: Report) -> str:
         table_id, chart_id = ids("t"), ids("c")
         labels = [f"{target_label(f.target)}: {f.reason}" for f in report.dead_letters]
         parts.append('<div class="pair"><figure>')
-        parts.append(bar_chart(chart_id, "Dead Letters nach Ziel und Grund", 
-                               [(label, (f.count,)) for label, f in zip(labels, report.dead_letters, strict=True)],
-                               ("Anzahl",), "Anzahl", table_id, decimals=0))  # fmt: skip
+        parts.append(
+            bar_chart(
+                chart_id,
+                "Dead Letters nach Ziel und Grund",
+                [(label, (f.count,)) for label, f in zip(labels, report.dead_letters, strict=True)],
+                ("Anzahl",),
+                "Anzahl",
+                table_id,
+                decimals=0,
+            )
+        )
         parts.append("</figure>")
         parts.append(
             _table(
                 table_id,
                 "Dead Letters nach Ziel, Stufe und Grund",
                 ("Ziel, Stufe und Grund", "Anzahl"),
-                [(f"{target_label(f.target)}, {f.stage}: {f.reason}", dead_letter_cells(f)) for f in report.dead_letters],
+                [
+                    (f"{target_label(f.target)}, {f.stage}: {f.reason}", dead_letter_cells(f))
+                    for f in report.dead_letters
+                ],
             )
         )
         parts.append("</div>")
@@ -415,8 +466,6 @@ def _delivery_section(ids: _Ids, report: Report) -> str:
         parts.append('<p class="note">Im Zeitraum gab es keine.</p>')
     parts.append("</section>")
     return "".join(parts)
-
-
 
 
 # --- the command ----------------------------------------------------------------------------------------------
@@ -440,8 +489,9 @@ def report_command(start: date, end: date, fmt: str, settings: object, configs: 
         sw = settings.status_web  # type: ignore[attr-defined]
         store = await open_store(sw.database_url.get_secret_value())
         try:
-            return await build_report(store, start, end, city=sw.city, fachverfahren_names=fv_names,
-                                      leistung_names=leistung_names)  # fmt: skip
+            return await build_report(
+                store, start, end, city=sw.city, fachverfahren_names=fv_names, leistung_names=leistung_names
+            )
         finally:
             await store.close()
 

@@ -36,8 +36,12 @@ def html_to_pdf(html: str) -> bytes:
             context = browser.new_context(java_script_enabled=False, offline=True)
             page = context.new_page()
             page.set_content(html, wait_until="load")
-            pdf = page.pdf(format="A4", print_background=True, tagged=True,
-                           margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"})  # fmt: skip
+            pdf = page.pdf(
+                format="A4",
+                print_background=True,
+                tagged=True,
+                margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"},
+            )
         finally:
             browser.close()
     return pdf

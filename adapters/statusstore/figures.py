@@ -49,7 +49,9 @@ def _values(rows: list[tuple[object, ...]]) -> tuple[str, list[object]]:
 def step_figures_sql(dialect: Dialect, query: StepQuery) -> tuple[str, list[object]]:
     """Count, median and 80th percentile per group, period and step (see the module docstring)."""
     codes, code_params = _values([(code, name) for name, group in MILESTONES.items() for code in group])
-    steps, step_params = _values([(step.name, step.start, step.end) for step in STEPS if query.step in (None, step.name)])
+    steps, step_params = _values(
+        [(step.name, step.start, step.end) for step in STEPS if query.step in (None, step.name)]
+    )
     reopen = ", ".join("?" for _ in REOPENED)
     params: list[object] = [*code_params, *step_params, *REOPENED]
     only = ""
@@ -65,6 +67,7 @@ def step_figures_sql(dialect: Dialect, query: StepQuery) -> tuple[str, list[obje
     leistung_out = "leistung" if query.by == "leistung" else "NULL"
     c = dialect.collate
     order = f"fachverfahren{c}, leistung{c}" if query.by == "leistung" else f"fachverfahren{c}"
+    # Only identifiers and expressions of this module are formatted in; every value is a bound parameter.
     sql = f"""
 WITH codes(code, milestone) AS (VALUES {codes}),
 steps(step, a, b) AS (VALUES {steps}),
@@ -96,32 +99,33 @@ SELECT fachverfahren, {leistung_out} AS leistung, period, step, MAX(n) AS n,
     MIN(CASE WHEN rn = (4 * n + 4) / 5 THEN dur END) AS p80
 FROM r GROUP BY {group}, period, step
 ORDER BY {order}, period, step{c}
-"""
+"""  # noqa: S608
     return dialect.numbered(sql), params
 
 
 def delivery_figures_sql(dialect: Dialect, from_s: int, to_s: int) -> tuple[str, list[object]]:
     """Per target: statuses of the window, how many reached it, and how many within each limit."""
     within = ", ".join(
-        f"SUM(CASE WHEN x.delay <= {int(limit)} THEN 1 ELSE 0 END) AS within_{i}" for i, limit in enumerate(DELIVERY_LIMITS)
+        f"SUM(CASE WHEN x.delay <= {int(limit)} THEN 1 ELSE 0 END) AS within_{i}"
+        for i, limit in enumerate(DELIVERY_LIMITS)
     )
     sql = f"""
 WITH w AS (SELECT nachrichten_uuid, zeitpunkt_s, received_s FROM status WHERE zeitpunkt_s >= ? AND zeitpunkt_s < ?),
 x AS (
     SELECT ? AS target, w.received_s - w.zeitpunkt_s AS delay FROM w
     UNION ALL
-    SELECT d.target, d.delivered_s - w.zeitpunkt_s AS delay FROM delivery d JOIN w ON w.nachrichten_uuid = d.nachrichten_uuid
+    SELECT d.target, d.delivered_s - w.zeitpunkt_s AS delay
+    FROM delivery d JOIN w ON w.nachrichten_uuid = d.nachrichten_uuid
 )
 SELECT x.target, (SELECT COUNT(*) FROM w) AS statuses, COUNT(*) AS reached, {within}
 FROM x GROUP BY x.target ORDER BY x.target{dialect.collate}
-"""
+"""  # noqa: S608
     return dialect.numbered(sql), [from_s, to_s, STATUS_WEB_TARGET]
 
 
 def dead_letter_figures_sql(dialect: Dialect, from_s: int, to_s: int) -> tuple[str, list[object]]:
     c = dialect.collate
-    sql = (
-        "SELECT target, stage, reason, COUNT(*) FROM dead_letter WHERE failed_s >= ? AND failed_s < ? "
-        f"GROUP BY target, stage, reason ORDER BY target{c}, stage{c}, reason{c}"
-    )
+    order = f"ORDER BY target{c}, stage{c}, reason{c}"
+    sql = "SELECT target, stage, reason, COUNT(*) FROM dead_letter WHERE failed_s >= ? AND failed_s < ? "
+    sql += "GROUP BY target, stage, reason " + order
     return dialect.numbered(sql), [from_s, to_s]

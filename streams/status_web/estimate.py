@@ -33,12 +33,16 @@ from streams.status_web.texts import Lang
 def estimate_text(found: Estimate, lang: Lang) -> str:
     """The sentence for the page, in plain German or English."""
     if lang is Lang.EN:
-        span = "less than a day" if found.days == 0 else "about 1 day" if found.days == 1 else f"about {found.days} days"
+        span = (
+            "less than a day" if found.days == 0 else "about 1 day" if found.days == 1 else f"about {found.days} days"
+        )
         return (
             f"It usually takes {span} from here to the decision (median of the last 12 months, "
             f"{found.count} applications). This is what past applications took, not a promise."
         )
-    span = "weniger als einen Tag" if found.days == 0 else "etwa 1 Tag" if found.days == 1 else f"etwa {found.days} Tage"
+    span = (
+        "weniger als einen Tag" if found.days == 0 else "etwa 1 Tag" if found.days == 1 else f"etwa {found.days} Tage"
+    )
     return (
         f"Üblicherweise dauert es von hier bis zur Entscheidung {span} (Median der letzten 12 Monate, "
         f"{found.count} Anträge). Das ist ein Erfahrungswert, keine Zusage."

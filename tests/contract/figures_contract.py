@@ -216,12 +216,14 @@ class FiguresContract:
         assert run(store.dead_letter_figures(gen.from_s, gen.to_s)) == reference_dead_letters(gen)
         # one Leistung and one step, as the status page asks
         for fv, leistung in {(s.fachverfahren, s.leistung) for s in gen.statuses}:
-            query = StepQuery(gen.from_s, gen.to_s, monthly=False, fachverfahren=fv, leistung=leistung,
-                              step="eingang_entschieden")  # fmt: skip
+            query = StepQuery(
+                gen.from_s, gen.to_s, monthly=False, fachverfahren=fv, leistung=leistung, step="eingang_entschieden"
+            )
             expected = [
-                f for f in reference_steps(gen, "leistung", False)
+                f
+                for f in reference_steps(gen, "leistung", False)
                 if (f.fachverfahren, f.leistung, f.step) == (fv, leistung, "eingang_entschieden")
-            ]  # fmt: skip
+            ]
             assert run(store.step_figures(query)) == expected
 
     @settings(

@@ -74,8 +74,12 @@ def receipts(statuses: list[StoredStatus], seed: int = 21) -> list[DeliveryRecor
 
 def dead_letters(count: int, seed: int = 21) -> list[DeadLetterRecord]:
     rng = random.Random(seed + 2)
-    reasons = (("delivery", "portal_rejected", "default"), ("delivery", "zbp_missing_antrags_id", "bundid"),
-               ("ingest", "schema_invalid", ""), ("ingest", "illegal_transition", ""))  # fmt: skip
+    reasons = (
+        ("delivery", "portal_rejected", "default"),
+        ("delivery", "zbp_missing_antrags_id", "bundid"),
+        ("ingest", "schema_invalid", ""),
+        ("ingest", "illegal_transition", ""),
+    )
     return [
         DeadLetterRecord(0, k, *rng.choice(reasons), math.floor(YEAR_START.timestamp()) + rng.randrange(360 * 86_400))
         for k in range(count)
