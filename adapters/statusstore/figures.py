@@ -47,46 +47,61 @@ def _values(rows: list[tuple[object, ...]]) -> tuple[str, list[object]]:
 
 
 def step_figures_sql(dialect: Dialect, query: StepQuery) -> tuple[str, list[object]]:
-    """Count, median and 80th percentile per group, period and step (see the module docstring)."""
+    """Count, median and 80th percentile per group, period and step (see the module docstring).
+
+    Linear in the statuses: one pass with window functions finds each Vorgang's first reopening and the newest
+    status of each milestone, one ``GROUP BY`` turns the milestones into columns ``m0``, ``m1``, … per Vorgang,
+    and each step is a ``UNION ALL`` branch over those columns (no self-join)."""
+    names = list(MILESTONES)
     codes, code_params = _values([(code, name) for name, group in MILESTONES.items() for code in group])
-    steps, step_params = _values(
-        [(step.name, step.start, step.end) for step in STEPS if query.step in (None, step.name)]
-    )
     reopen = ", ".join("?" for _ in REOPENED)
-    params: list[object] = [*code_params, *step_params, *REOPENED]
+    params: list[object] = [*code_params, *REOPENED]
     only = ""
     if query.fachverfahren is not None:
-        only += " AND s.fachverfahren = ?"
+        only += " AND fachverfahren = ?"
         params.append(query.fachverfahren)
     if query.leistung is not None:
-        only += " AND s.leistung = ?"
+        only += " AND leistung = ?"
         params.append(query.leistung)
-    params += [query.from_s, query.to_s]
+    pivot = ",\n        ".join(f"MAX(CASE WHEN milestone = ? THEN zeitpunkt_s END) AS m{i}" for i in range(len(names)))
+    params += names
+    branches = []
+    for step in STEPS:
+        if query.step not in (None, step.name):
+            continue
+        a, b = f"m{names.index(step.start)}", f"m{names.index(step.end)}"
+        branches.append(
+            f"SELECT ? AS step, fachverfahren, leistung, {b} AS t, {b} - {a} AS dur FROM v "
+            f"WHERE {a} IS NOT NULL AND {b} IS NOT NULL AND {b} >= {a} AND {b} >= ? AND {b} < ?"  # noqa: S608
+        )
+        params += [step.name, query.from_s, query.to_s]
+    steps = "\n    UNION ALL\n    ".join(branches)
     group = "fachverfahren, leistung" if query.by == "leistung" else "fachverfahren"
     period = dialect.month.format(t="t") if query.monthly else f"'{TOTAL_PERIOD}'"
     leistung_out = "leistung" if query.by == "leistung" else "NULL"
     c = dialect.collate
     order = f"fachverfahren{c}, leistung{c}" if query.by == "leistung" else f"fachverfahren{c}"
-    # Only identifiers and expressions of this module are formatted in; every value is a bound parameter.
     sql = f"""
 WITH codes(code, milestone) AS (VALUES {codes}),
-steps(step, a, b) AS (VALUES {steps}),
-reopen AS (SELECT vorgang_key, MIN(sequence) AS seq FROM status WHERE status IN ({reopen}) GROUP BY vorgang_key),
+s AS (
+    SELECT vorgang_key, fachverfahren, leistung, status, sequence, nachrichten_uuid, zeitpunkt_s,
+        MIN(CASE WHEN status IN ({reopen}) THEN sequence END) OVER (PARTITION BY vorgang_key) AS reopened
+    FROM status WHERE status IS NOT NULL{only}
+),
 ranked AS (
     SELECT s.vorgang_key, s.fachverfahren, s.leistung, c.milestone, s.zeitpunkt_s,
         ROW_NUMBER() OVER (PARTITION BY s.vorgang_key, c.milestone
                            ORDER BY s.sequence DESC, s.nachrichten_uuid{c} DESC) AS rn
-    FROM status s JOIN codes c ON c.code = s.status
-    LEFT JOIN reopen r ON r.vorgang_key = s.vorgang_key
-    WHERE (r.seq IS NULL OR s.sequence < r.seq){only}
+    FROM s JOIN codes c ON c.code = s.status
+    WHERE s.reopened IS NULL OR s.sequence < s.reopened
 ),
-m AS (SELECT vorgang_key, fachverfahren, leistung, milestone, zeitpunkt_s FROM ranked WHERE rn = 1),
+v AS (
+    SELECT vorgang_key, MAX(fachverfahren) AS fachverfahren, MAX(leistung) AS leistung,
+        {pivot}
+    FROM ranked WHERE rn = 1 GROUP BY vorgang_key
+),
 d AS (
-    SELECT st.step, e.fachverfahren, e.leistung, e.zeitpunkt_s AS t, e.zeitpunkt_s - b.zeitpunkt_s AS dur
-    FROM steps st
-    JOIN m b ON b.milestone = st.a
-    JOIN m e ON e.vorgang_key = b.vorgang_key AND e.milestone = st.b
-    WHERE e.zeitpunkt_s >= b.zeitpunkt_s AND e.zeitpunkt_s >= ? AND e.zeitpunkt_s < ?
+    {steps}
 ),
 g AS (SELECT {group}, {period} AS period, step, dur FROM d),
 r AS (
