@@ -111,8 +111,6 @@ class DeliveryLogReader:
 
     async def start(self) -> None:
         self.consumer = kafka_transport.consumer(
-            self.receipts_topic,
-            self.dlq_topic,
             **self._kafka_options,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -121,8 +119,11 @@ class DeliveryLogReader:
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=max(300, self._session_timeout_ms // 3),
             max_poll_records=1000,
+            metadata_max_age_ms=30_000,
         )
         await self.consumer.start()
+        # subscribed after start: topics that do not exist yet (no worker has run) are picked up when they appear
+        self.consumer.subscribe(topics=[self.receipts_topic, self.dlq_topic])
         self._task = asyncio.create_task(self._run(), name="rueckkanal.status_web.deliveries")
 
     async def stop(self) -> None:
