@@ -44,6 +44,22 @@ ZBP_FIELDS = (
 )
 
 
+# Step durations of Vorgänge (rueckkanal/transparency.py): hours to a year.
+STEP_BUCKETS = tuple(float(d * 86_400) for d in (0.125, 0.5, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60, 90, 180, 365))
+
+
+def step_duration_histogram(registry: CollectorRegistry) -> Histogram:
+    """``rueckkanal_step_duration_seconds{source, step}``: observed by status-web when a Vorgang completes a step
+    (its figures' rules), so the dashboard shows the same steps as the report, live."""
+    return Histogram(
+        "rueckkanal_step_duration_seconds",
+        "Time a Vorgang took for a step (e.g. received to decided), by Fachverfahren, when the step completed",
+        ["source", "step"],
+        buckets=STEP_BUCKETS,
+        registry=registry,
+    )
+
+
 class Metrics:
     """The metric objects of one registry; one instance per process (tests may build their own registry)."""
 
@@ -143,6 +159,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.step_duration = step_duration_histogram(registry)
         self.end_to_end_latency = Histogram(
             "rueckkanal_end_to_end_latency_seconds",
             "From the event's status time to the portal's receipt",

@@ -332,6 +332,12 @@ class StatusWebSettings(_Section):
     publish_tracking: bool = Field(True, description="mint a link for each new Vorgang and publish it there")
     consumer_session_timeout_ms: int = Field(10_000, ge=1000, description="a dead replica's partitions move after this")
     city: str = Field("Stadt Leipzig", min_length=1, max_length=100)
+    estimate_min_count: int = Field(
+        20,
+        ge=1,
+        description="the page shows the usual time to a decision only when at least this many Vorgänge of "
+        "the Leistung completed that step in the last 12 months",
+    )
     accessibility_contact_email: str = Field("barrierefreiheit@leipzig.de", pattern=r"^[^@\s]+@[^@\s]+$")
     accessibility_contact_phone: str | None = Field("0341 123-0", max_length=40)
     accessibility_statement_date: date = date(2026, 3, 1)

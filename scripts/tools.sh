@@ -15,6 +15,7 @@
 #                       (scripts/postgres.sh; the Debian service is not started)
 #   chromium           Debian's `chromium` package (and fonts-dejavu-core): the browser of the status page tests,
 #                       driven by Playwright for Python (never `playwright install`)
+#   pdftotext          Debian's `poppler-utils`: the report tests read the PDF report's text with it
 #   axe-core           npm package, pinned, into $RK_TOOLS_DIR/axe-core-<version>/ (axe.min.js injected by the tests)
 #   Kubernetes schemas  the PyPI package kubernetes-validate (JSON schemas of the core types), made standalone
 #                       for kubeconform by tests/ops/schemagen.py
@@ -78,7 +79,8 @@ go_tool() {
 
 # Debian packages the tests need, each checked by a file it installs.
 DEBIAN_NEEDS="/usr/bin/promtool:prometheus /usr/bin/kcat:kcat /usr/bin/chromium:chromium
-/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core /usr/share/postgresql-common/pg_wrapper:postgresql"
+/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core /usr/share/postgresql-common/pg_wrapper:postgresql
+/usr/bin/pdftotext:poppler-utils"
 
 debian_pkgs() {
     local missing="" need

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +63,40 @@ def show_config() -> None:
 cli.command("portal-sim")(portal_sim_command)
 cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(status_web_cli, name="status-web")
+
+
+class ReportFormat(StrEnum):
+    HTML = "html"
+    PDF = "pdf"
+    CSV = "csv"
+
+
+@cli.command("report")
+def report(
+    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first day (UTC), e.g. 2025-01-01")],
+    end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last day, inclusive, e.g. 2025-12-31")],
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="html, pdf or csv")] = ReportFormat.HTML,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
+) -> None:
+    """The yearly report from status-web's database: processing times per Leistung and Fachverfahren, delivery."""
+    from streams.report import report_command
+
+    if end < start:
+        typer.echo("rueckkanal report: --to is before --from", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    try:
+        body = report_command(
+            start.date(), end.date(), fmt.value, settings, load_fachverfahren(settings.fachverfahren_dir)
+        )
+    except ConfigError as error:
+        typer.echo(f"rueckkanal report: {error.message}", err=True)
+        raise typer.Exit(2) from None
+    if output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(body)
 
 
 # ---------------------------------------------------------------- the XÖV contract: render, validate, check-config

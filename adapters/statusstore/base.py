@@ -11,6 +11,9 @@ embedded default) and PostgreSQL (``adapters/statusstore/postgres.py``, several 
 * Per Vorgang the store keeps the highest sequence number and when the Vorgang became final (its highest-numbered
   status is terminal); a status that arrives late with a lower number changes neither. Vorgänge of a batch are
   locked in key order, so two replicas never deadlock on each other.
+* Each status also keeps its ``zeitpunkt`` and arrival as whole epoch seconds, its Leistung and Fachverfahren as
+  columns, for the transparency figures; receipts of the delivery targets and dead-letter headers are kept beside
+  (:meth:`StatusStore.record_deliveries`), never a payload.
 * Tokens are stored only as digests (:func:`rueckkanal.tracking.token_digest`); :meth:`StatusStore.link` answers
   what a digest points at, and the caller decides with :func:`rueckkanal.tracking.links_expired`.
 
@@ -30,6 +33,14 @@ from typing import Protocol
 
 from rueckkanal.errors import ConfigError
 from rueckkanal.tracking import StoredStatus
+from rueckkanal.transparency import (
+    DeadLetterFigure,
+    DeadLetterRecord,
+    DeliveryFigure,
+    DeliveryRecord,
+    StepFigure,
+    StepQuery,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -116,5 +127,26 @@ class StatusStore(Protocol):
     async def mark_published(self, vorgang_key: str, at: datetime) -> None: ...
 
     async def count_statuses(self) -> int: ...
+
+    # -- transparency figures (adapters/statusstore/figures.py, rules in rueckkanal/transparency.py) -----------
+
+    async def step_figures(self, query: StepQuery) -> list[StepFigure]:
+        """Count, median and 80th percentile of the steps ``query`` selects, computed in SQL."""
+        ...
+
+    async def delivery_figures(self, from_s: int, to_s: int) -> list[DeliveryFigure]:
+        """Per delivery target, how many statuses of ``[from_s, to_s)`` reached it, and how fast."""
+        ...
+
+    async def dead_letter_figures(self, from_s: int, to_s: int) -> list[DeadLetterFigure]:
+        """Dead letters that failed in ``[from_s, to_s)``, by target, stage and reason."""
+        ...
+
+    async def record_deliveries(
+        self, deliveries: Sequence[DeliveryRecord], dead_letters: Sequence[DeadLetterRecord]
+    ) -> None:
+        """Store receipts (the earliest per status and target is kept) and dead letters (once per DLQ offset)
+        in one transaction."""
+        ...
 
     async def close(self) -> None: ...

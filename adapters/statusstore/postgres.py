@@ -18,7 +18,17 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.statusstore.base import Applied, Link, in_lock_order, migrations
+from adapters.statusstore.figures import POSTGRES, dead_letter_figures_sql, delivery_figures_sql, step_figures_sql
 from rueckkanal.tracking import StoredStatus, is_final, status_from_json, status_to_json
+from rueckkanal.transparency import (
+    DeadLetterFigure,
+    DeadLetterRecord,
+    DeliveryFigure,
+    DeliveryRecord,
+    StepFigure,
+    StepQuery,
+    epoch_seconds,
+)
 
 #: The advisory lock key of the migrations (any constant that no other code of this database uses).
 _MIGRATION_LOCK = 0x726B_7374_6174  # "rkstat"
@@ -72,14 +82,20 @@ class PostgresStatusStore:
         async with self._pool.acquire() as conn, conn.transaction():
             for status in in_lock_order(statuses):
                 inserted = await conn.fetchval(
-                    "INSERT INTO status (nachrichten_uuid, vorgang_key, sequence, status, received_at, data) "
-                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (nachrichten_uuid) DO NOTHING RETURNING 1",
+                    "INSERT INTO status (nachrichten_uuid, vorgang_key, sequence, status, received_at, data, "
+                    "zeitpunkt_s, received_s, leistung, fachverfahren) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                    "ON CONFLICT (nachrichten_uuid) DO NOTHING RETURNING 1",
                     status.nachrichten_uuid,
                     status.vorgang_key,
                     status.sequence,
                     status.status,
                     received_at,
                     status_to_json(status),
+                    epoch_seconds(status.zeitpunkt),
+                    epoch_seconds(received_at),
+                    status.leistung,
+                    status.fachverfahren,
                 )
                 if inserted is None:
                     continue
@@ -141,6 +157,42 @@ class PostgresStatusStore:
 
     async def count_statuses(self) -> int:
         return int(await self._pool.fetchval("SELECT count(*) FROM status"))
+
+    async def step_figures(self, query: StepQuery) -> list[StepFigure]:
+        sql, params = step_figures_sql(POSTGRES, query)
+        rows = await self._pool.fetch(sql, *params)
+        return [StepFigure(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6])) for r in rows]
+
+    async def delivery_figures(self, from_s: int, to_s: int) -> list[DeliveryFigure]:
+        sql, params = delivery_figures_sql(POSTGRES, from_s, to_s)
+        rows = await self._pool.fetch(sql, *params)
+        return [DeliveryFigure(r[0], int(r[1]), int(r[2]), tuple(int(v) for v in list(r)[3:])) for r in rows]
+
+    async def dead_letter_figures(self, from_s: int, to_s: int) -> list[DeadLetterFigure]:
+        sql, params = dead_letter_figures_sql(POSTGRES, from_s, to_s)
+        rows = await self._pool.fetch(sql, *params)
+        return [DeadLetterFigure(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    async def record_deliveries(
+        self, deliveries: Sequence[DeliveryRecord], dead_letters: Sequence[DeadLetterRecord]
+    ) -> None:
+        earliest: dict[tuple[str, str], int] = {}
+        for d in deliveries:  # one row per key, in key order: rows of one batch never wait on each other
+            key = (d.nachrichten_uuid, d.target)
+            earliest[key] = min(earliest.get(key, d.delivered_s), d.delivered_s)
+        letters = {(d.partition, d.offset): d for d in dead_letters}
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO delivery (nachrichten_uuid, target, delivered_s) VALUES ($1, $2, $3) "
+                "ON CONFLICT (nachrichten_uuid, target) DO UPDATE SET "
+                "delivered_s = LEAST(delivery.delivered_s, excluded.delivered_s)",
+                [(uuid, target, at) for (uuid, target), at in sorted(earliest.items())],
+            )
+            await conn.executemany(
+                "INSERT INTO dead_letter (dlq_partition, dlq_offset, stage, reason, target, failed_s) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dlq_partition, dlq_offset) DO NOTHING",
+                [(d.partition, d.offset, d.stage, d.reason, d.target, d.failed_s) for _, d in sorted(letters.items())],
+            )
 
     async def close(self) -> None:
         await self._pool.close()

@@ -18,7 +18,17 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from adapters.statusstore.base import Applied, Link, Migration, in_lock_order, migrations
+from adapters.statusstore.figures import SQLITE, dead_letter_figures_sql, delivery_figures_sql, step_figures_sql
 from rueckkanal.tracking import StoredStatus, is_final, status_from_json, status_to_json
+from rueckkanal.transparency import (
+    DeadLetterFigure,
+    DeadLetterRecord,
+    DeliveryFigure,
+    DeliveryRecord,
+    StepFigure,
+    StepQuery,
+    epoch_seconds,
+)
 
 T = TypeVar("T")
 
@@ -83,8 +93,9 @@ class SqliteStatusStore:
             stored = 0
             for status in in_lock_order(statuses):
                 cursor = db.execute(
-                    "INSERT INTO status (nachrichten_uuid, vorgang_key, sequence, status, received_at, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (nachrichten_uuid) DO NOTHING",
+                    "INSERT INTO status (nachrichten_uuid, vorgang_key, sequence, status, received_at, data, "
+                    "zeitpunkt_s, received_s, leistung, fachverfahren) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (nachrichten_uuid) DO NOTHING",
                     (
                         status.nachrichten_uuid,
                         status.vorgang_key,
@@ -92,6 +103,10 @@ class SqliteStatusStore:
                         status.status,
                         received,
                         status_to_json(status),
+                        epoch_seconds(status.zeitpunkt),
+                        epoch_seconds(received_at),
+                        status.leistung,
+                        status.fachverfahren,
                     ),
                 )
                 if cursor.rowcount == 0:
@@ -178,6 +193,39 @@ class SqliteStatusStore:
     async def count_statuses(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM status").fetchone())
         return int(row[0])
+
+    async def step_figures(self, query: StepQuery) -> list[StepFigure]:
+        sql, params = step_figures_sql(SQLITE, query)
+        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
+        return [StepFigure(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6])) for r in rows]
+
+    async def delivery_figures(self, from_s: int, to_s: int) -> list[DeliveryFigure]:
+        sql, params = delivery_figures_sql(SQLITE, from_s, to_s)
+        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
+        return [DeliveryFigure(r[0], int(r[1]), int(r[2]), tuple(int(v) for v in r[3:])) for r in rows]
+
+    async def dead_letter_figures(self, from_s: int, to_s: int) -> list[DeadLetterFigure]:
+        sql, params = dead_letter_figures_sql(SQLITE, from_s, to_s)
+        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
+        return [DeadLetterFigure(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    async def record_deliveries(
+        self, deliveries: Sequence[DeliveryRecord], dead_letters: Sequence[DeadLetterRecord]
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO delivery (nachrichten_uuid, target, delivered_s) VALUES (?, ?, ?) "
+                "ON CONFLICT (nachrichten_uuid, target) DO UPDATE SET "
+                "delivered_s = min(delivery.delivered_s, excluded.delivered_s)",
+                [(d.nachrichten_uuid, d.target, d.delivered_s) for d in deliveries],
+            )
+            db.executemany(
+                "INSERT INTO dead_letter (dlq_partition, dlq_offset, stage, reason, target, failed_s) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dlq_partition, dlq_offset) DO NOTHING",
+                [(d.partition, d.offset, d.stage, d.reason, d.target, d.failed_s) for d in dead_letters],
+            )
+
+        await self._run(lambda db: self._transaction(db, work))
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())

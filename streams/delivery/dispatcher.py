@@ -409,6 +409,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             "status": _header(record, H_STATUS),
             "sequence": _int_or_none(_header(record, H_SEQUENCE)),
             "portal": self._labels,
+            "target": self._target,  # the delivery target (settings targets); status-web's figures read it
             "portal_receipt_id": receipt.portal_receipt_id,
             "duplicate": receipt.duplicate,
             "attempts": item.attempts,

@@ -28,6 +28,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from adapters.statusstore.base import StatusStore
 from rueckkanal.errors import InputRejected
 from rueckkanal.tracking import StoredStatus, status_from_message
+from rueckkanal.transparency import completed_now, milestone_of, points_of
 from streams import kafka_transport
 from streams.headers import H_SOURCE, header
 from streams.logs import vorgang_ref
@@ -123,13 +124,17 @@ class OutboxReader:
                 status = self._read(record)
                 if status is not None:
                     statuses.append(status)
+        milestone_keys = sorted({s.vorgang_key for s in statuses if milestone_of(s.status) is not None})
         try:
+            before = {key: await self.store.statuses(key) for key in milestone_keys}
             applied = await self.store.apply(statuses, datetime.now(UTC))
         except Exception:
             log.exception("status-web could not store a batch, reading it again")
             await self._rewind()
             await asyncio.sleep(1.0)
             return
+        if applied.stored:
+            await self._observe_steps(before)
         self.metrics.statuses.labels("stored").inc(applied.stored)
         self.metrics.statuses.labels("duplicate").inc(applied.duplicates)
         if self.producer is not None and statuses:
@@ -146,6 +151,20 @@ class OutboxReader:
             self.metrics.lag.set(delay)
             self.metrics.lag_histogram.observe(delay)
         log.debug("status-web batch stored", stored=applied.stored, duplicates=applied.duplicates)
+
+    async def _observe_steps(self, before: Mapping[str, list[StoredStatus]]) -> None:
+        """Observe the step durations this batch completed (rueckkanal.transparency: their rules)."""
+        for key, earlier in before.items():
+            try:
+                after = await self.store.statuses(key)
+            except Exception:  # the figures are stored; only this observation is lost
+                log.warning("status-web could not read a timeline for the step metrics")
+                return
+            if not after:
+                continue
+            source = after[-1].fachverfahren or "unknown"
+            for step, seconds in completed_now(points_of(earlier), points_of(after)).items():
+                self.metrics.step_duration.labels(source, step).observe(seconds)
 
     def _read(self, record: Any) -> StoredStatus | None:
         name = header(record.headers, H_SOURCE)

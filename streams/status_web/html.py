@@ -156,6 +156,8 @@ def status_page(layout: Layout, page: StatusPage, base: str) -> str:
             '<section aria-labelledby="weiter">'
             f'<h2 id="weiter">{escape(ui("next", lang))}</h2><p>{escape(current.next)}</p>'
         )
+        if page.estimate:
+            parts.append(f'<p class="estimate">{escape(page.estimate)}</p>')
         if page.payment is not None:
             due = page.payment.faelligkeit
             amount = money(page.payment.betrag, page.payment.waehrung, lang)

@@ -21,6 +21,7 @@ import base64
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,9 +32,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rueckkanal.epc import Transfer
 from rueckkanal.errors import ConfigError
-from rueckkanal.tracking import StoredStatus
+from rueckkanal.tracking import StoredStatus, timeline
 from streams.logs import vorgang_ref
 from streams.status_web import html
+from streams.status_web.estimate import Estimates, estimate_text
 from streams.status_web.links import Links
 from streams.status_web.metrics import StatusWebMetrics
 from streams.status_web.page import StatusPage, WiderspruchConfig, build_page
@@ -77,7 +79,9 @@ class StatusSite:
         accessibility: Mapping[str, object],
         trusted_proxies: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        estimates: Estimates | None = None,
     ) -> None:
+        self.estimates = estimates
         self.links = links
         self.metrics = metrics
         self.limiter = limiter
@@ -116,6 +120,10 @@ class StatusSite:
         statuses = await self.links.store.statuses(vorgang_key)
         lang = Lang.EN if request.query.get("lang") == "en" else Lang.DE
         page = build_page(statuses, lang, self.leistung_name, self.widerspruch, self.default_widerspruch)
+        if self.estimates is not None:
+            found = await self.estimates.for_timeline(timeline(statuses))
+            if found is not None:
+                page = replace(page, estimate=estimate_text(found, lang))
         return page, f"/s/{token}", statuses
 
     # -- handlers --------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from streams import logs
 from streams.app import kafka_client_options
 from streams.cliutil import load_settings
 from streams.status_web.consumer import OutboxReader
+from streams.status_web.deliveries import DeliveryLogReader
+from streams.status_web.estimate import Estimates
 from streams.status_web.http import InternalApi, StatusSite, internal_app, pepper_bytes, public_app
 from streams.status_web.links import Links
 from streams.status_web.metrics import StatusWebMetrics
@@ -98,6 +100,7 @@ async def serve(settings: Settings) -> None:
             "enforcement_name": sw.enforcement_name,
         },
         trusted_proxies=sw.trusted_proxies,
+        estimates=Estimates(store, sw.estimate_min_count),
     )
     reader = OutboxReader(
         kafka_options=kafka_client_options(settings.kafka),
@@ -110,6 +113,16 @@ async def serve(settings: Settings) -> None:
         tracking_topic=sw.tracking_topic if sw.publish_tracking else None,
         session_timeout_ms=sw.consumer_session_timeout_ms,
     )
+    deliveries = DeliveryLogReader(
+        kafka_options=kafka_client_options(settings.kafka),
+        receipts_topic=settings.topics.receipts,
+        dlq_topic=settings.topics.dlq,
+        group_id=f"{settings.app_id}.status-web.deliveries",
+        store=store,
+        metrics=metrics,
+        session_timeout_ms=sw.consumer_session_timeout_ms,
+    )
+    metrics.initialise_steps([config.name for config in configs])
     api = InternalApi(
         links=links,
         metrics=metrics,
@@ -127,6 +140,7 @@ async def serve(settings: Settings) -> None:
     if sw.publish_tracking:
         await ensure_tracking_topic(settings)
     await reader.start()
+    await deliveries.start()
     log.info(
         "status-web ready",
         port=sw.port,
@@ -140,6 +154,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("status-web stopping")
+    await deliveries.stop()
     await reader.stop()
     for runner in runners:
         await runner.cleanup()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from rueckkanal.metrics import step_duration_histogram
+from rueckkanal.transparency import STEPS
+
 PAGES = ("status", "zahlung", "widerspruch", "girocode", "ics", "barrierefreiheit")
 CHANNELS = ("api", "cli", "topic")
 
@@ -49,9 +52,24 @@ class StatusWebMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+        self.step_duration = step_duration_histogram(registry)
+        self.delivery_log = Counter(
+            "rueckkanal_status_web_delivery_log_total",
+            "Receipts and dead letters read for the figures, by kind (receipt, dead_letter, skipped)",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in ("receipt", "dead_letter", "skipped"):
+            self.delivery_log.labels(kind)
         for page in PAGES:
             self.views.labels(page)
         for channel in CHANNELS:
             self.tokens_minted.labels(channel)
         for outcome in ("stored", "duplicate", "skipped"):
             self.statuses.labels(outcome)
+
+    def initialise_steps(self, sources: list[str]) -> None:
+        """Step duration series for every Fachverfahren, so the dashboard finds them from the start."""
+        for source in sources:
+            for step in STEPS:
+                self.step_duration.labels(source, step.name)

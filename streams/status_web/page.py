@@ -72,6 +72,7 @@ class StatusPage:
     payment: Payment | None
     transfer: Transfer | None
     widerspruch: Widerspruch | None
+    estimate: str | None = None  # "usually about N days from here to the decision" (streams/status_web/estimate.py)
 
     @property
     def latest(self) -> Entry | None:

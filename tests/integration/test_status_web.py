@@ -28,6 +28,9 @@ def status_web_env(
 ) -> dict[str, str]:
     port = free_port()
     return {
+        # status-web also reads receipts and dead letters (the figures): this test's own, never another's
+        "RK_TOPICS__RECEIPTS": f"rk.{unique}.receipts",
+        "RK_TOPICS__DLQ": f"rk.{unique}.dlq",
         **base,
         "RK_STATUS_WEB__PORT": str(port),
         "RK_STATUS_WEB__INTERNAL_PORT": str(free_port()),
@@ -152,3 +155,59 @@ async def test_two_replicas_on_postgres_one_killed_while_events_arrive_lose_and_
         replica_a.kill()
         replica_b.terminate()
         await drop_database(database)
+
+
+async def test_receipts_and_dead_letters_reach_the_figures_but_no_payload_does(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    receipts, dlq = f"rk.{unique}.receipts", f"rk.{unique}.dlq"
+    await create_topics(kafka_bootstrap, [receipts, dlq], partitions=2)
+    uuid = "6f1c1e8e-3b8e-5a0e-9c1d-2f4a8b7c6d5e"
+    receipt = {"nachrichtenUUID": uuid, "target": "bundid", "delivered_at": "2025-03-01T10:00:01.500+00:00"}
+    await produce(kafka_bootstrap, receipts, [(b"urn:x|1", json.dumps(receipt).encode(), [])] * 2)  # redelivered
+    secret = b"Max Mustermann, Musterweg 1"
+    headers = [
+        ("rk.error.stage", b"delivery"),
+        ("rk.error.reason", b"portal_rejected"),
+        ("rk.error.target", b"bundid"),
+        ("rk.failed_at", b"2025-03-01T10:00:00.000+00:00"),
+        ("x-fachverfahren", secret),
+    ]
+    await produce(kafka_bootstrap, dlq, [(b"urn:x|2", secret, headers), (b"urn:x|3", b"?", [("junk", b"1")])])
+    path = tmp_path / "figures.sqlite3"
+    base = {
+        "RK_KAFKA__BOOTSTRAP": kafka_bootstrap,
+        "RK_APP_ID": f"rk-test-{unique}",
+        "RK_TOPICS__OUTBOX": f"rk.{unique}.outbox",
+    }
+    await create_topics(kafka_bootstrap, [base["RK_TOPICS__OUTBOX"]], partitions=1)
+    env = status_web_env(base, tmp_path, unique, f"sqlite:///{path}", RK_STATUS_WEB__PUBLISH_TRACKING="false")
+    process = CliProcess(["status-web"], env=env, log_file=tmp_path / "sw.log")
+    try:
+        process.wait_for_event("status-web ready", timeout=60)
+        process.wait_for_event("status-web skipped a delivery log record", timeout=60)
+        metrics = f"http://127.0.0.1:{env['RK_STATUS_WEB__INTERNAL_PORT']}/metrics"
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 30
+            while True:
+                async with http.get(metrics) as response:
+                    text = await response.text()
+                if 'rueckkanal_status_web_delivery_log_total{kind="receipt"} 2.0' in text and (
+                    'rueckkanal_status_web_delivery_log_total{kind="dead_letter"} 1.0' in text
+                ):
+                    break
+                assert time.monotonic() < deadline, text
+                await asyncio.sleep(0.2)
+    finally:
+        process.terminate()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT nachrichten_uuid, target, delivered_s FROM delivery").fetchall() == [
+        (uuid, "bundid", 1740823201)
+    ]
+    assert db.execute("SELECT stage, reason, target, failed_s FROM dead_letter").fetchall() == [
+        ("delivery", "portal_rejected", "bundid", 1740823200)
+    ]
+    assert secret not in path.read_bytes() and b"Mustermann" not in (tmp_path / "sw.log").read_bytes()
+    db.close()

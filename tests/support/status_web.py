@@ -23,6 +23,7 @@ from rueckkanal.settings import PROJECT_ROOT, Settings
 from rueckkanal.tracking import status_from_message
 from rueckkanal.xoev import MessageRenderer
 from streams.ingest import outbox_headers
+from streams.status_web.estimate import Estimates
 from streams.status_web.http import StatusSite, public_app
 from streams.status_web.links import Links
 from streams.status_web.main import leistung_names, widerspruch_configs
@@ -73,7 +74,9 @@ class RunningSite:
         await self.store.close()
 
 
-async def start_site(tmp_path: Path, *, rate_limit: int = 100_000, ttl: timedelta = timedelta(days=90)) -> RunningSite:
+async def start_site(
+    tmp_path: Path, *, rate_limit: int = 100_000, ttl: timedelta = timedelta(days=90), estimate_min_count: int = 20
+) -> RunningSite:
     settings = Settings()
     store = await open_store(f"sqlite:///{tmp_path}/status-web.sqlite3")
     from datetime import UTC, datetime
@@ -104,6 +107,7 @@ async def start_site(tmp_path: Path, *, rate_limit: int = 100_000, ttl: timedelt
             "enforcement_url": str(sw.enforcement_url),
             "enforcement_name": sw.enforcement_name,
         },
+        estimates=Estimates(store, estimate_min_count),
     )
     runner = web.AppRunner(public_app(site), access_log=None)
     await runner.setup()

@@ -62,7 +62,7 @@ Secrets are never in here: they are files in RK_SECRETS_DIR.
 {{- end }}
 {{- with .Values.statusWeb }}
 {{- if .enabled }}
-{{- $sw := dict "port" (int .port) "internal_port" (int .internalPort) "base_url" .baseUrl "link_ttl_days" (int .linkTtlDays) "rate_limit_per_minute" (int .rateLimitPerMinute) "trusted_proxies" (int .trustedProxies) "tracking_topic" .trackingTopic "publish_tracking" .publishTracking "city" .city "accessibility_contact_email" .accessibilityContactEmail }}
+{{- $sw := dict "port" (int .port) "internal_port" (int .internalPort) "base_url" .baseUrl "link_ttl_days" (int .linkTtlDays) "rate_limit_per_minute" (int .rateLimitPerMinute) "trusted_proxies" (int .trustedProxies) "tracking_topic" .trackingTopic "publish_tracking" .publishTracking "city" .city "estimate_min_count" (int .estimateMinCount) "accessibility_contact_email" .accessibilityContactEmail }}
 {{- if .widerspruchFormUrl }}
 {{- $_ := set $sw "widerspruch" (dict "form_url" .widerspruchFormUrl) }}
 {{- end }}
