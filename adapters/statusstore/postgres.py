@@ -58,10 +58,14 @@ class PostgresStatusStore:
     async def migrate(self) -> list[int]:
         applied = []
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
+            # CREATE TABLE IF NOT EXISTS is not safe against a replica doing the same at the same moment (both pass
+            # the check, one fails on the catalogue's unique index): the same lock as the migrations serialises it.
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
             for migration in migrations(self.backend):
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)

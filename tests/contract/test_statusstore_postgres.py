@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -37,3 +38,16 @@ class TestPostgresStatusStore(StatusStoreContract):
         other = await open_store(database)
         yield other
         await other.close()
+
+
+async def test_replicas_starting_at_once_migrate_a_new_database_once() -> None:
+    """Two replicas on an empty database: one creates the tables, the other waits for it and finds them."""
+    dsn = await fresh_database(admin_dsn())
+    try:
+        stores = await asyncio.gather(*(open_store(dsn) for _ in range(4)))
+        try:
+            assert [await s.migrate() for s in stores] == [[]] * 4
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
+    finally:
+        await drop_database(dsn)
