@@ -627,7 +627,7 @@ def _source_record(message: Any) -> tuple[InboundRecord, int, int]:
     """A Fachverfahren's record without the headers it may not carry on, and how many of each kind were removed.
 
     Removed are the headers in the pipeline's namespace, and those whose name is not valid UTF-8 (the consumer reads
-    such a name with ``surrogateescape``, streams/kafka_transport.py): Kafka's protocol has no such names, and no
+    such a name with ``surrogateescape``, streams/kafka_records.py): Kafka's protocol has no such names, and no
     producer of ours could write one again. Returns the record, the count of ``rk.*`` headers and the count of
     unreadable names.
     """

@@ -23,6 +23,7 @@ from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig
 from streams.delivery.retry import RetryPolicy
 from streams.delivery.service import DeliveryService
 from streams.ingest import IngestStage
+from streams.kafka_log import KafkaLog
 from streams.obs import Progress, Readiness, process_metrics
 from streams.topics import (
     TopicSpec,
@@ -189,9 +190,13 @@ def build_dispatcher(
     breaker = CircuitBreaker(
         failure_threshold=d.breaker_failure_threshold, open_s=d.breaker_open_s, max_open_s=d.breaker_max_open_s
     )
-    return DeliveryDispatcher(
-        config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness, progress
+    log = KafkaLog(
+        kafka_client_options(settings.kafka),
+        group=config.group_id,
+        max_poll_records=config.fetch_max_records,
+        max_request_size=config.max_request_size,
     )
+    return DeliveryDispatcher(config, log, portal, metrics, retry, breaker, readiness, progress)
 
 
 def delivery_group(app_id: str, target: str) -> str:

@@ -14,8 +14,8 @@ from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 
 from rueckkanal.settings import Settings
-from streams.app import KeepQueuesOnResume, create_pipeline
-from streams.kafka_transport import FETCH_MAX_WAIT_MS, AckedOffsets, CommittedOffsets, Transport
+from streams.app import create_pipeline
+from streams.faust_engine import FETCH_MAX_WAIT_MS, AckedOffsets, CommittedOffsets, KeepQueuesOnResume, Transport
 
 
 async def test_the_pipeline_s_consumer_waits_at_most_100_ms_for_a_fetch(tmp_path: Path) -> None:

@@ -46,148 +46,30 @@ passed faust's flow check could still enqueue a record after the emptying only i
 producer buffer (``wait_until_producer_ebb``), and nothing here fills that buffer: both stages produce directly
 and write the Table's changelog themselves. Keep it so: ``send_soon`` or a Table write through ``table[key]``
 would open that window.
-
-**Header keys that are not UTF-8.** Kafka's protocol says a header key is a UTF-8 string, but the broker does not
-check it, and librdkafka producers write any bytes. aiokafka decodes every key strictly while parsing a record
-batch: the C reader (``aiokafka/record/_crecords/default_records.pyx``, ``_read_msg``) raises ``UnicodeDecodeError``
-out of ``getmany``, the Python one (``record/default_records.py``, ``_read_msg``) the same wrapped in
-``CorruptRecordException``. The fetcher has already closed that partition's batch iterator and not moved its
-position, so every later ``getmany`` fails on the same record: the partition, and faust's whole consumer, stopped
-for good (faust ingest, the delivery dispatcher, ``dlq list``). ``install_record_reader`` gives the fetcher a
-record reader that keeps the C reader for every batch and reads again, in Python, only a batch the C reader
-cannot decode, with the key decoded as ``surrogateescape``: the record arrives, and its key is a ``str`` that
-``key.encode("utf-8")`` refuses, which the ingest treats as ``invalid_encoding``, while
-``key.encode("utf-8", "surrogateescape")`` gives back the exact bytes the producer wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiokafka
-import aiokafka.consumer.fetcher
 import aiokafka.errors
-from aiokafka.record import default_records, memory_records
-from aiokafka.record.util import decode_varint
+import faust
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
+
+from streams.kafka_records import install_record_reader
 
 FETCH_MAX_WAIT_MS = 100
 YIELD_EVERY = 100  # records handed off between two turns of the event loop, as in faust
 
 
-# -- record batches with header keys that are not UTF-8 ------------------------------------------------------------
-
-
-class _SurrogateKeysBatch(default_records._DefaultRecordBatchPy):  # type: ignore[misc]
-    """aiokafka's Python batch reader, except that a header key is decoded with ``surrogateescape``."""
-
-    _buffer: bytearray
-    _pos: int
-
-    def _read_msg(self, decode_varint: Any = decode_varint) -> Any:
-        # The record layout as in aiokafka's reader: Length, Attributes, TimestampDelta, OffsetDelta, Key, Value,
-        # Headers [HeaderKey (string), HeaderValue (nullable bytes)].
-        buffer = self._buffer
-        length, pos = decode_varint(buffer, self._pos)
-        start = pos
-        _, pos = decode_varint(buffer, pos)
-        ts_delta, pos = decode_varint(buffer, pos)
-        timestamp = (
-            self.max_timestamp if self.timestamp_type == self.LOG_APPEND_TIME else self.first_timestamp + ts_delta
-        )
-        offset_delta, pos = decode_varint(buffer, pos)
-        key, pos = _nullable_bytes(buffer, pos)
-        value, pos = _nullable_bytes(buffer, pos)
-        count, pos = decode_varint(buffer, pos)
-        if count < 0:
-            raise aiokafka.errors.CorruptRecordException(f"invalid number of record headers {count}")
-        headers: list[tuple[str, bytes | None]] = []
-        for _ in range(count):
-            key_len, pos = decode_varint(buffer, pos)
-            if key_len < 0:
-                raise aiokafka.errors.CorruptRecordException(f"invalid negative header key size {key_len}")
-            h_key = bytes(buffer[pos : pos + key_len]).decode("utf-8", "surrogateescape")
-            h_value, pos = _nullable_bytes(buffer, pos + key_len)
-            headers.append((h_key, h_value))
-        if pos - start != length:
-            raise aiokafka.errors.CorruptRecordException(f"record size {length}, read {pos - start}")
-        self._pos = pos
-        return default_records._DefaultRecordPy(
-            self.base_offset + offset_delta, timestamp, self.timestamp_type, key, value, headers
-        )
-
-
-def _nullable_bytes(buffer: bytearray, pos: int) -> tuple[bytes | None, int]:
-    size, pos = decode_varint(buffer, pos)
-    if size < 0:
-        return None, pos
-    return bytes(buffer[pos : pos + size]), pos + size
-
-
-def _undecodable_key(error: Exception) -> bool:
-    """Whether a batch reader failed on a header key (C reader: the error itself; Python reader: its cause)."""
-    return isinstance(error, UnicodeDecodeError) or isinstance(error.__cause__, UnicodeDecodeError)
-
-
-class _HeaderTolerantBatch:
-    """A v2 record batch read by aiokafka's own reader; read again with surrogate-escaped header keys, from the
-    first record it could not decode on, only when a header key is not UTF-8."""
-
-    def __init__(self, raw: memoryview, batch: Any) -> None:
-        self._raw = raw
-        self._batch = batch
-
-    def __getattr__(self, name: str) -> Any:  # base_offset, next_offset, validate_crc, producer_id, ...
-        return getattr(self._batch, name)
-
-    def __next__(self) -> Any:  # what the fetcher uses for control records (no headers)
-        return next(self._batch)
-
-    def __iter__(self) -> Any:
-        read = 0
-        try:
-            for record in self._batch:
-                read += 1
-                yield record
-        except (UnicodeDecodeError, aiokafka.errors.CorruptRecordException) as error:
-            if not _undecodable_key(error):
-                raise
-            for index, record in enumerate(_SurrogateKeysBatch(self._raw)):
-                if index >= read:
-                    yield record
-
-
-class _RecordReader(memory_records._MemoryRecordsPy):  # type: ignore[misc]
-    """aiokafka's split of a fetch response into record batches; each v2 batch read as ``_HeaderTolerantBatch``."""
-
-    def next_batch(self, *args: Any, **kwargs: Any) -> Any:
-        raw = self._next_slice
-        batch = super().next_batch(*args, **kwargs)
-        if raw is None or batch is None or batch.magic < 2:
-            return batch
-        return _HeaderTolerantBatch(raw, batch)
-
-
-def install_record_reader() -> None:
-    """Make every aiokafka consumer of this process read header keys that are not UTF-8 (module docstring).
-
-    The fetcher looks up ``MemoryRecords`` in its module for each fetch response, so this covers consumers made
-    before and after. Idempotent.
-    """
-    aiokafka.consumer.fetcher.MemoryRecords = _RecordReader
-
-
-def consumer(*topics: str, **options: Any) -> aiokafka.AIOKafkaConsumer:
-    """An ``AIOKafkaConsumer`` that reads records with header keys that are not UTF-8."""
-    install_record_reader()
-    return aiokafka.AIOKafkaConsumer(*topics, **options)
-
-
-install_record_reader()  # faust's consumers and ``dlq list`` build theirs with aiokafka directly
+install_record_reader()  # faust's consumers build theirs with aiokafka directly
 
 
 # -- faust's transport ----------------------------------------------------------------------------------------------
@@ -361,3 +243,43 @@ class _Producer(faust_aiokafka.Producer):
 class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
     Producer = _Producer
+
+
+class KeepQueuesOnResume(FlowControlEvent):
+    """faust's flow control, except that resuming no longer empties the agents' queues, nor resumes a stopping app.
+
+    At the end of a Table recovery faust resumes the stream partitions, then seeks them to their committed offsets
+    (a round-trip to the broker), then resumes flow control, which empties every agent queue. Records fetched
+    during the seek are in those queues by then. As faust is still delivering the batch it fetched before the seek,
+    it also takes the offsets up to that batch for a gap in the log and counts them as done, so the emptied records
+    were lost without a trace: single events, after SIGKILL restarts in the ingest crash test (faust-streaming
+    #596, #606). Left in the queue they are processed like any other record. Revocation still empties the queues,
+    explicitly, before the partitions can move to another worker.
+
+    A stop (SIGTERM) that arrives during that seek suspends the flow and empties the queues first; the recovery then
+    resumed the flow when its seek returned, and the fetcher handed the agents the records after the emptied ones.
+    The stopping worker processed them out of order (offsets 1411–1416, then 1663 of one partition, in the scale-out
+    test): a Vorgang's next status came before its previous one and was refused as an illegal transition. Once the
+    app is stopping, nothing resumes the flow.
+    """
+
+    def __init__(self, *, stopping: Callable[[], bool], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(loop=loop)
+        self._stopping = stopping
+
+    def resume(self) -> None:
+        if self._stopping():
+            return
+        self._suspend.clear()
+        self._resume.set()
+
+
+class RueckkanalApp(faust.App):
+    """faust's App with this module's Kafka transport and flow control."""
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return KeepQueuesOnResume(stopping=lambda: self.should_stop, loop=self.loop)
