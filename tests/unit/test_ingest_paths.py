@@ -284,14 +284,14 @@ async def test_an_unexpected_exception_dead_letters_that_record_only(
     batch = _on_its_partition(stage, "boom")
     written = _producer(stage, monkeypatch, set(range(PARTITIONS)))
     victim = batch[3].message
-    render = stage.renderer.render
+    render = stage.step.renderer.render
 
     def exploding(event: Any, state: Any) -> Any:
         if event.vorgang_id.encode() == victim.key:
             raise ValueError("invalid literal for int() with base 10: 'Erika Mustermann'")
         return render(event, state)
 
-    monkeypatch.setattr(stage.renderer, "render", exploding)
+    monkeypatch.setattr(stage.step.renderer, "render", exploding)
     await stage._batch(batch)
 
     [letter] = _dead_letters(stage, written)
