@@ -1,7 +1,8 @@
-"""The faust application, wired from :class:`~rueckkanal.settings.Settings`.
+"""The pipeline's faust app and topics, built from :class:`~rueckkanal.settings.Settings` by a factory.
 
-The app is built by a factory rather than at import time, so tests can point it at their own broker and
-topic names, and the CLI can build it after the settings are validated.
+Built by a factory rather than at import time, so tests can point it at their own broker and topic names, and the
+CLI can build it after the settings are validated. Nothing is registered on the app here: the composition root
+(:func:`streams.worker.build_worker`) adds the stages and the web views.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from streams.faust_engine import RueckkanalApp
 from streams.obs import Progress, Readiness
 from streams.partitioner import partition_for
 from streams.topics import pipeline_topics
-from streams.web import register_web_views
 
 
 class Role(StrEnum):
@@ -131,9 +131,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         dlq=_internal_topic(app, settings.topics.dlq, settings, configs),
         receipts=_internal_topic(app, settings.topics.receipts, settings, configs),
     )
-    pipeline = Pipeline(settings=settings, app=app, topics=topics)
-    register_web_views(pipeline)  # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
-    return pipeline
+    return Pipeline(settings=settings, app=app, topics=topics)
 
 
 def _internal_topic(

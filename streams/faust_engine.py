@@ -53,17 +53,19 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import aiokafka.errors
 import faust
+import structlog
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from streams.kafka_records import install_record_reader
+from streams.obs import Progress, Readiness, record_lag
 
 FETCH_MAX_WAIT_MS = 100
 YIELD_EVERY = 100  # records handed off between two turns of the event loop, as in faust
@@ -283,3 +285,95 @@ class RueckkanalApp(faust.App):
     @cached_property
     def flow_control(self) -> FlowControlEvent:
         return KeepQueuesOnResume(stopping=lambda: self.should_stop, loop=self.loop)
+
+
+# -- the consumer as /readyz, /healthz and the lag gauges see it ----------------------------------------------------
+
+LAG_INTERVAL_S = 10.0
+log = structlog.get_logger("rueckkanal.web")
+
+
+class FaustConsumerState:
+    """faust's consumer as seen through its rebalance signals, and its lag."""
+
+    def __init__(self, app: faust.App, events_topic: str) -> None:
+        self.app = app
+        self.events_topic = events_topic
+        self.joined = False
+        self.rebalancing = False
+        self.lag: dict[str, int] = {}  # stage → lag at the last sample
+
+    async def on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Logged before the flags flip, so that no /readyz 200 can precede this line.
+        log.info("partitions assigned", stage="ingest", active_partitions=self.active_partitions())
+        self.joined = True
+        self.rebalancing = False
+
+    async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        self.rebalancing = True
+
+    def active_partitions(self) -> int:
+        return len(self.app.assignor.assigned_actives())
+
+    def stage_of(self, topic: str) -> str | None:
+        """lifecycle for the events topic, ingest for a Fachverfahren topic, None for faust's own topics."""
+        if topic == self.events_topic:
+            return "lifecycle"
+        if topic.endswith("-changelog") or "__assignor" in topic:
+            return None
+        return "ingest"
+
+    async def sample(self) -> None:
+        """Set assigned partitions and lag per stage from the broker's end offsets and our committed offsets."""
+        if not self.app.agents or not self.joined or self.rebalancing:
+            return
+        consumer: Any = self.app.consumer
+        by_stage: dict[str, list[Any]] = {"ingest": [], "lifecycle": []}
+        for tp in self.app.assignor.assigned_actives():
+            stage = self.stage_of(tp.topic)
+            if stage is not None:
+                by_stage[stage].append(tp)
+        tps = [tp for partitions in by_stage.values() for tp in partitions]
+        ends = await consumer.highwaters(*tps) if tps else {}
+        unknown = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
+        earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
+        for stage, partitions in by_stage.items():
+            positions = {tp: _or_none(consumer._committed_offset.get(tp), earliest.get(tp)) for tp in partitions}
+            self.lag[stage] = record_lag(stage, "", {tp: ends.get(tp) for tp in partitions}, positions)
+
+    def work_waiting(self) -> bool:
+        """Ingest has work: records behind the end of its assigned partitions at the last sample."""
+        if not self.app.agents or not self.joined or self.rebalancing or self.active_partitions() == 0:
+            return False
+        return sum(self.lag.values()) > 0
+
+    def problem(self) -> str | None:
+        if not self.app.agents:
+            return None  # nothing consumed through faust in this role (delivery reports its own consumer)
+        if not self.joined:
+            return "consumer has not joined its group yet"
+        if self.rebalancing:
+            return "consumer group is rebalancing"
+        if self.active_partitions() == 0:
+            return "no partitions assigned (more workers than partitions?)"
+        return None
+
+
+def track_faust_consumer(app: faust.App, readiness: Readiness, progress: Progress, events_topic: str) -> None:
+    state = FaustConsumerState(app, events_topic)
+    progress.watch("ingest", state.work_waiting)
+    app.on_partitions_assigned.connect(cast(Any, state.on_assigned))  # mode types handlers too narrowly
+    app.on_partitions_revoked.connect(cast(Any, state.on_revoked))
+    readiness.add_check("faust.partitions", state.problem)
+
+    async def sample_lag() -> None:
+        try:
+            await state.sample()
+        except Exception as exc:  # a failed sample leaves the last values; the next one tries again
+            log.warning("consumer lag sample failed", error=type(exc).__name__)
+
+    app.timer(LAG_INTERVAL_S, name="rueckkanal_consumer_lag")(sample_lag)
+
+
+def _or_none(value: int | None, default: int | None) -> int | None:
+    return default if value is None else value

@@ -1,4 +1,5 @@
-"""The worker process: one faust Worker that runs the ingest stage, the delivery stage, or both."""
+"""The worker process and the composition root: settings, mappings, renderer, logs, stages and web views are wired
+here and nowhere else. One faust Worker runs the ingest stage, the delivery stage, or both."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from streams.topics import (
     pipeline_topics,
     topic_configs,
 )
+from streams.web import register_web_views
 
 log = structlog.get_logger("rueckkanal.worker")
 
@@ -121,6 +123,7 @@ def build_worker(settings: Settings, role: Role, target: str | None = None) -> R
     """
     logs.configure_structlog()
     pipeline = create_pipeline(settings)
+    register_web_views(pipeline)  # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
     metrics = process_metrics()
     fachverfahren = load_fachverfahren(settings.fachverfahren_dir)
     ingest: IngestStage | None = None

@@ -27,6 +27,7 @@ from adapters.portal.base import OutboundMessage, Receipt
 from rueckkanal.errors import RueckkanalError
 from streams.delivery.offsets import PartitionOffsets
 from streams.headers import H_NACHRICHTEN_UUID, H_REPLAY_TARGET, header
+from streams.obs import consumer_lag
 from streams.recordlog import Record, TopicPartition
 
 RECENT_UUIDS_PER_PARTITION = 20_000
@@ -178,9 +179,5 @@ class Scheduler:
 
     def lag(self, end_offset: Callable[[TopicPartition], int | None]) -> int:
         """Records behind the end of the assigned partitions, counted from the last commit."""
-        lag = 0
-        for tp, partition in self.partitions.items():
-            end = end_offset(tp)
-            if end is not None:
-                lag += max(0, end - (partition.committed or 0))
-        return lag
+        ends = {tp: end_offset(tp) for tp in self.partitions}
+        return consumer_lag(ends, {tp: p.committed or 0 for tp, p in self.partitions.items()})
