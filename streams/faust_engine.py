@@ -1,51 +1,26 @@
-"""faust's aiokafka transport: a 100 ms fetch wait, commits that survive the end of a recovery and never pass an
-unprocessed record, fetched records that are never dropped, a cheaper hand-off.
+"""Everything that reaches into faust: its transport, consumer and producer, its flow control, the App class, and
+the consumer's assignment and committed offsets as readiness and lag see them. Nothing else in the project imports
+faust internals. Why each rule exists, with the incidents behind it: docs/architecture.md.
 
-**Fetch wait.** faust builds its consumer with ``fetch_max_wait_ms=1500`` and no way to set it. aiokafka keeps one
-fetch request in flight per broker, leaving out partitions that still have buffered records; when that request
-holds only partitions without new data, the broker parks it for the full wait, and records arriving meanwhile on
-the other partitions wait too. At a steady 500 events/s this showed as a median of ~2.8 s from source to portal in
-two of three runs (1.2 s and 1.6 s in the two faust hops, the worker at half its CPU), and 150 ms in every run with
-a 100 ms wait (docs/benchmarks.md). An idle consumer now asks the broker ten times a second: nothing for Kafka.
+The rules this module keeps for the ingest worker:
 
-**Commits.** faust commits up to the first break in the sorted list of acknowledged offsets of a partition, and
-a repeated offset is such a break. Offsets repeat when a record is read twice, as at the end of a Table recovery,
-where faust seeks back to the committed offsets while it is still delivering a batch fetched before the seek.
-The partition then
-never commits again until the next rebalance (faust-streaming #596): lag grows, and a restart reprocesses the
-whole backlog. Seen in the ingest crash test after SIGKILL restarts whose recovery overlapped a fetch.
-
-**Seek at the end of a recovery.** faust seeks every partition to its committed offset and then sets the
-partition's read offset to it. The fetcher is running by then, so records fetched during the seek's round-trip are
-already in the agent queues; moving the read offset back under them made the next record look like a gap, and
-faust counts a gap as done. A stop right after (SIGTERM, scale-in) emptied the queues and committed past records
-never processed: 221–1,175 of 10,000 events lost in the scale-out test, 3 runs of 3 on a slower machine. The read
-offset now only moves forward within an assignment; a re-fetched record is dropped as read, as faust does.
-
-**Records fetched but not delivered.** faust's ``getmany`` drops a fetched record when the flow has stopped, the
-generation has changed, or its partition was not active when the fetch began, and aiokafka's position is past it
-by then. The next record of that partition then looks like a gap, and faust counts a gap as done. A partition
-resumed while a fetch was waiting (the end of a recovery) lost exactly that way: records 2114–2150 of a source
-partition, produced 7 ms before the resume, were fetched, dropped, and committed past when SIGTERM followed (scale-out
-test, 1 run in about 240). An undelivered record is now fetched again: its partition's position goes back to it.
-A partition resumed during the wait counts as active.
-
-**Hand-off.** faust hands every fetched record to its agents inside mode's ``wait_first``, racing the hand-off
-against a stop of the flow: four tasks and an ``asyncio.wait`` per record and hop, about 26 µs, and a fifth of the
-ingest worker's CPU with the event-loop work they cause (docs/benchmarks.md). The race is still needed, since a
-hand-off blocked on a full agent queue must give way when a rebalance stops the flow, but once per fetched batch
-is enough. The fetch stays outside the race: raced, it was given up whenever the flow was stopped, and a recovery
-never saw its changelog records (caught by the scale-out test).
-
-**Records the stream skips** (not changed here; why it holds). faust's stream acknowledges a record it takes from an
-agent queue while the flow is suspended or that is of an older generation (``Stream._c_aiter``), which would
-commit past it. No such record reaches a queue in this worker: faust suspends the flow, pauses the partitions and
-empties the queues in one step, with no ``await`` between; a hand-off blocked on a full queue has its ``put``
-cancelled by that emptying; and records of an older generation are not handed off (``getmany``). A hand-off that
-passed faust's flow check could still enqueue a record after the emptying only if it then waited for faust's
-producer buffer (``wait_until_producer_ebb``), and nothing here fills that buffer: both stages produce directly
-and write the Table's changelog themselves. Keep it so: ``send_soon`` or a Table write through ``table[key]``
-would open that window.
+* **Fetch wait** of :data:`FETCH_MAX_WAIT_MS` (faust hard-codes 1500 ms): a record arriving on one partition never
+  waits behind a fetch parked for others.
+* **Commits** never stop for a repeated offset (:class:`AckedOffsets`) nor for an older committed offset read back
+  during a seek (:class:`CommittedOffsets`), and never pass a record that was not processed.
+* **Read offsets** only move forward within an assignment (:meth:`_Consumer.perform_seek`): a record fetched during
+  the seek at the end of a recovery is not taken for a gap.
+* **No fetched record is dropped** (:meth:`_Consumer.getmany`): one faust cannot hand over now is fetched again,
+  its partition's position moved back to it; a partition resumed during the wait counts as active.
+* **Hand-off** of a fetched batch is raced against a stop of the flow once per batch, not once per record; the
+  fetch itself is not raced.
+* **Flow control** (:class:`KeepQueuesOnResume`): resuming keeps the agents' queues; only revocation empties them;
+  a stopping app never resumes.
+* **Producer** idempotent with acks=all.
+* **Stream skips**: faust's stream acknowledges a record taken from a queue while the flow is suspended or of an
+  older generation; none reaches a queue here, because suspend, pause and clear happen in one step and nothing
+  fills faust's producer buffer. Keep it so: never ``send_soon`` and never write the Table through
+  ``table[key]`` (streams/ingest.py writes the changelog itself).
 """
 
 from __future__ import annotations
@@ -95,12 +70,9 @@ class AckedOffsets(list[int]):
 class CommittedOffsets(defaultdict[Any, int | None]):
     """The offsets faust believes committed, per partition; within one assignment they only move forward.
 
-    faust reads them back from the broker when it seeks at the end of a recovery. A commit of its own that lands
-    while that read is in flight is then overwritten with the older value, and faust, seeing acknowledgements start
-    more than one offset above the committed one, never commits that partition again. Seen in 2 of about 20
-    crash-test restarts once the two fixes above were in; under instrumentation: faust committed 472 during the
-    seek, the seek then set 385, and every later commit of the partition was refused. Revocation removes a
-    partition's entry, so a new assignment starts from the broker's value.
+    An older value read back from the broker (a seek racing a commit of faust's own) is ignored, or faust would
+    never commit that partition again. Revocation removes a partition's entry, so a new assignment starts from the
+    broker's value.
     """
 
     def __init__(self) -> None:
@@ -248,21 +220,12 @@ class Transport(faust_aiokafka.Transport):
 
 
 class KeepQueuesOnResume(FlowControlEvent):
-    """faust's flow control, except that resuming no longer empties the agents' queues, nor resumes a stopping app.
+    """faust's flow control, except that resuming keeps the agents' queues, and a stopping app never resumes.
 
-    At the end of a Table recovery faust resumes the stream partitions, then seeks them to their committed offsets
-    (a round-trip to the broker), then resumes flow control, which empties every agent queue. Records fetched
-    during the seek are in those queues by then. As faust is still delivering the batch it fetched before the seek,
-    it also takes the offsets up to that batch for a gap in the log and counts them as done, so the emptied records
-    were lost without a trace: single events, after SIGKILL restarts in the ingest crash test (faust-streaming
-    #596, #606). Left in the queue they are processed like any other record. Revocation still empties the queues,
-    explicitly, before the partitions can move to another worker.
-
-    A stop (SIGTERM) that arrives during that seek suspends the flow and empties the queues first; the recovery then
-    resumed the flow when its seek returned, and the fetcher handed the agents the records after the emptied ones.
-    The stopping worker processed them out of order (offsets 1411–1416, then 1663 of one partition, in the scale-out
-    test): a Vorgang's next status came before its previous one and was refused as an illegal transition. Once the
-    app is stopping, nothing resumes the flow.
+    Records fetched during the seek at the end of a Table recovery are in the queues when faust resumes; emptying
+    them there lost them (faust counted their offsets as a gap, done). Revocation still empties the queues,
+    explicitly, before the partitions can move to another worker. A stop during that seek must not be undone by
+    the resume that follows it, or the stopping worker processes a partition's later records before earlier ones.
     """
 
     def __init__(self, *, stopping: Callable[[], bool], loop: asyncio.AbstractEventLoop | None = None) -> None:

@@ -63,6 +63,7 @@ RESPONSE = _batch(0, [(b"first", [(b"ce_1", b"a")])]) + _batch(
 )  # two batches, as a librdkafka producer writes them: one record alone, then three with the poison in the middle
 
 
+@pytest.mark.upstream_canary
 def test_aiokafka_alone_stops_at_a_header_key_that_is_not_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
     """The defect the reader removes: the C reader raises out of the fetch, and the fetch position stays put."""
     monkeypatch.setattr(aiokafka.consumer.fetcher, "MemoryRecords", memory_records.MemoryRecords)
