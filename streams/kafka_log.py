@@ -20,6 +20,10 @@ from streams.kafka_records import consumer as tolerant_consumer
 from streams.partitioner import partition_for
 from streams.recordlog import AssignmentListener, Headers, LogUnavailable, Record, RecordRefused, TopicPartition
 
+# The longest the broker may hold a fetch for partitions without new data: aiokafka leaves partitions with buffered
+# records out of the next fetch, and a record arriving on them waits for the parked one (aiokafka's default: 500 ms).
+FETCH_MAX_WAIT_MS = 50
+
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, listener: AssignmentListener) -> None:
@@ -60,12 +64,13 @@ class KafkaLog:
             auto_offset_reset="earliest",
             max_poll_records=self._max_poll_records,
             isolation_level="read_committed",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         self.producer = AIOKafkaProducer(
             **self._options,
             acks="all",
             enable_idempotence=True,
-            linger_ms=0,  # a lone receipt leaves at once; under load the sends of one turn share a request anyway
+            linger_ms=5,
             partitioner=partition_for,
             max_request_size=self._max_request_size,
         )
