@@ -123,7 +123,9 @@ async def test_portal_chaos_delivers_everything_once_in_order_and_the_breaker_re
             await wait_for_records(kafka_bootstrap, pipeline.receipts, len(events) * PHASES // (PHASES + 1))
             await portal.clear_faults()  # the portal works again: everything must drain and the circuit close
             await wait_until_caught_up(kafka_bootstrap, f"{pipeline.app_id}.delivery", [pipeline.outbox], within_s=180)
-            circuit = await asyncio.to_thread(metric_value, web_port, "rueckkanal_circuit_state", portal="portal")
+            circuit = await asyncio.to_thread(
+                metric_value, web_port, "rueckkanal_circuit_state", target="default", portal="portal"
+            )
             exited = worker.proc.poll()
             stats = await _stats(portal)
             stored = await portal.nachrichten(sorted({e.vorgang_id for e in events}))
