@@ -22,9 +22,11 @@ def ascii_lower(name: str) -> str:
 def header_bytes(headers: HeaderItems | None, name: str) -> bytes | None:
     """The raw value of the last header called ``name`` (ASCII case-insensitive), or None."""
     wanted = ascii_lower(name)
+    size = len(wanted)
     found: bytes | None = None
     for key, value in headers or ():
-        if ascii_lower(key) == wanted:
+        # Lowering keeps the length, so only a key of the same length can match: most are never lowered.
+        if len(key) == size and (key == wanted or ascii_lower(key) == wanted):
             found = value if value is not None else b""
     return found
 

@@ -1,28 +1,25 @@
-"""The faust application, wired from :class:`~rueckkanal.settings.Settings`.
+"""The pipeline's faust app and topics, built from :class:`~rueckkanal.settings.Settings` by a factory.
 
-The app is built by a factory rather than at import time, so tests can point it at their own broker and
-topic names, and the CLI can build it after the settings are validated.
+Built by a factory rather than at import time, so tests can point it at their own broker and topic names, and the
+CLI can build it after the settings are validated. Nothing is registered on the app here: the composition root
+(:func:`streams.worker.build_worker`) adds the stages and the web views.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import faust
-from mode.utils.objects import cached_property
-from mode.utils.queues import FlowControlEvent
 
 from rueckkanal.settings import KafkaSecurity, KafkaSettings, Settings
-from streams.kafka_transport import Transport
+from streams.faust_engine import RueckkanalApp
 from streams.obs import Progress, Readiness
 from streams.partitioner import partition_for
 from streams.topics import pipeline_topics
-from streams.web import register_web_views
 
 
 class Role(StrEnum):
@@ -97,46 +94,6 @@ def kafka_client_options(kafka: KafkaSettings) -> dict[str, Any]:
     return options
 
 
-class KeepQueuesOnResume(FlowControlEvent):
-    """faust's flow control, except that resuming no longer empties the agents' queues, nor resumes a stopping app.
-
-    At the end of a Table recovery faust resumes the stream partitions, then seeks them to their committed offsets
-    (a round-trip to the broker), then resumes flow control, which empties every agent queue. Records fetched
-    during the seek are in those queues by then. As faust is still delivering the batch it fetched before the seek,
-    it also takes the offsets up to that batch for a gap in the log and counts them as done, so the emptied records
-    were lost without a trace: single events, after SIGKILL restarts in the ingest crash test (faust-streaming
-    #596, #606). Left in the queue they are processed like any other record. Revocation still empties the queues,
-    explicitly, before the partitions can move to another worker.
-
-    A stop (SIGTERM) that arrives during that seek suspends the flow and empties the queues first; the recovery then
-    resumed the flow when its seek returned, and the fetcher handed the agents the records after the emptied ones.
-    The stopping worker processed them out of order (offsets 1411–1416, then 1663 of one partition, in the scale-out
-    test): a Vorgang's next status came before its previous one and was refused as an illegal transition. Once the
-    app is stopping, nothing resumes the flow.
-    """
-
-    def __init__(self, *, stopping: Callable[[], bool], loop: asyncio.AbstractEventLoop | None = None) -> None:
-        super().__init__(loop=loop)
-        self._stopping = stopping
-
-    def resume(self) -> None:
-        if self._stopping():
-            return
-        self._suspend.clear()
-        self._resume.set()
-
-
-class RueckkanalApp(faust.App):
-    """faust's App with the project's Kafka transport (streams/kafka_transport.py) and flow control."""
-
-    def _new_transport(self) -> Any:
-        return Transport(self.conf.broker_consumer, self)
-
-    @cached_property
-    def flow_control(self) -> FlowControlEvent:
-        return KeepQueuesOnResume(stopping=lambda: self.should_stop, loop=self.loop)
-
-
 def create_pipeline(settings: Settings) -> Pipeline:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = RueckkanalApp(
@@ -152,7 +109,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
         topic_allow_declare=True,
-        # Idempotent with acks=all (streams/kafka_transport.py); no record larger than the limits were checked for.
+        # Idempotent with acks=all (streams/faust_engine.py); no record larger than the limits were checked for.
         producer_acks=-1,
         producer_max_request_size=settings.kafka.max_request_size,
         # A batch of up to 2,000 sends leaves as a few large produce requests instead of hundreds of small ones
@@ -174,9 +131,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
         dlq=_internal_topic(app, settings.topics.dlq, settings, configs),
         receipts=_internal_topic(app, settings.topics.receipts, settings, configs),
     )
-    pipeline = Pipeline(settings=settings, app=app, topics=topics)
-    register_web_views(pipeline)  # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
-    return pipeline
+    return Pipeline(settings=settings, app=app, topics=topics)
 
 
 def _internal_topic(

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from prometheus_client import REGISTRY
 
@@ -152,3 +153,23 @@ class Progress:
             if now - since >= self.stall_after_s:
                 stalled.append(f"{stage} has had work waiting for {now - since:.0f} s without progress")
         return "; ".join(stalled) or None
+
+
+def consumer_lag(ends: Mapping[Any, int | None], positions: Mapping[Any, int | None]) -> int:
+    """Records behind the log end, summed over partitions: end offset minus the position the group would read from
+    after a restart (its committed offset). A partition with either unknown counts 0."""
+    lag = 0
+    for tp, end in ends.items():
+        position = positions.get(tp)
+        if position is not None and end is not None:
+            lag += max(0, end - position)
+    return lag
+
+
+def record_lag(stage: str, target: str, ends: Mapping[Any, int | None], positions: Mapping[Any, int | None]) -> int:
+    """Set the lag and assigned-partition gauges of one stage (and delivery target) and return the lag."""
+    lag = consumer_lag(ends, positions)
+    metrics = process_metrics()
+    metrics.consumer_lag.labels(stage, target).set(lag)
+    metrics.assigned_partitions.labels(stage, target).set(len(ends))
+    return lag

@@ -22,11 +22,8 @@ Progress watched here: ``ingest`` has work waiting while the sampled lag of its 
 topics and the events topic) is above 0; the ingest stage reports each batch with ``progress.advanced("ingest")``.
 The delivery dispatcher registers its own watch.
 
-For the faust consumer it also keeps two catalogue gauges current (the delivery dispatcher keeps its own):
-``rueckkanal_assigned_partitions`` and ``rueckkanal_consumer_lag_messages`` with ``stage="lifecycle"`` for the
-events topic and ``stage="ingest"`` for the Fachverfahren topics, sampled every :data:`LAG_INTERVAL_S` seconds.
-Lag is the log end offset minus the committed offset (the next record the group would read after a restart), so
-records fetched but not yet finished count as lag: a consumer that stops committing shows growing lag.
+The faust consumer's assignment, readiness and lag are read in :func:`streams.faust_engine.track_faust_consumer`
+(the lag arithmetic and its gauges are in :mod:`streams.obs`, beside the metrics).
 
 faust registers a few built-in views of its own. ``/table`` serves table *contents* (our tables hold Vorgang
 state) and ``/router``, ``/``-statistics and ``/graph`` describe internals; :func:`register_web_views` turns all
@@ -36,7 +33,7 @@ of them off, so the port serves our three paths and faust's plain ``/`` index (`
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import faust
 import structlog
@@ -44,14 +41,12 @@ from faust.web import Request, Response, View
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from streams.obs import Progress, Readiness, process_metrics
-
-if TYPE_CHECKING:
-    from streams.app import Pipeline
+from streams.app import Pipeline
+from streams.faust_engine import track_faust_consumer
+from streams.obs import Progress, Readiness
 
 log = structlog.get_logger("rueckkanal.web")
 
-LAG_INTERVAL_S = 10.0
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
@@ -75,7 +70,7 @@ def register_web_views(
     conditions.add_check("producer", lambda: _producer_problem(app))
     progress = pipeline.progress
     progress.stall_after_s = pipeline.settings.web.stall_after_s  # the one place settings meet the watch
-    _track_faust_consumer(app, conditions, progress, events_topic=pipeline.settings.topics.events)
+    track_faust_consumer(app, conditions, progress, events_topic=pipeline.settings.topics.events)
     started = time.monotonic()
 
     class MetricsView(View):
@@ -123,95 +118,3 @@ def _producer_problem(app: faust.App) -> str | None:
     if not producer.started or producer.should_stop:
         return "Kafka producer not started"
     return None
-
-
-class _FaustConsumerState:
-    """faust's consumer as seen through its rebalance signals, and its lag."""
-
-    def __init__(self, app: faust.App, events_topic: str) -> None:
-        self.app = app
-        self.events_topic = events_topic
-        self.joined = False
-        self.rebalancing = False
-        self.lag: dict[str, int] = {}  # stage → lag at the last sample
-
-    async def on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        # Logged before the flags flip, so that no /readyz 200 can precede this line.
-        log.info("partitions assigned", stage="ingest", active_partitions=self.active_partitions())
-        self.joined = True
-        self.rebalancing = False
-
-    async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        self.rebalancing = True
-
-    def active_partitions(self) -> int:
-        return len(self.app.assignor.assigned_actives())
-
-    def stage_of(self, topic: str) -> str | None:
-        """lifecycle for the events topic, ingest for a Fachverfahren topic, None for faust's own topics."""
-        if topic == self.events_topic:
-            return "lifecycle"
-        if topic.endswith("-changelog") or "__assignor" in topic:
-            return None
-        return "ingest"
-
-    async def sample(self) -> None:
-        """Set assigned partitions and lag per stage from the broker's end offsets and our committed offsets."""
-        if not self.app.agents or not self.joined or self.rebalancing:
-            return
-        consumer: Any = self.app.consumer
-        by_stage: dict[str, list[Any]] = {"ingest": [], "lifecycle": []}
-        for tp in self.app.assignor.assigned_actives():
-            stage = self.stage_of(tp.topic)
-            if stage is not None:
-                by_stage[stage].append(tp)
-        tps = [tp for partitions in by_stage.values() for tp in partitions]
-        ends = await consumer.highwaters(*tps) if tps else {}
-        unknown = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
-        earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
-        metrics = process_metrics()
-        for stage, partitions in by_stage.items():
-            lag = 0
-            for tp in partitions:
-                position = consumer._committed_offset.get(tp)
-                if position is None:
-                    position = earliest.get(tp)
-                end = ends.get(tp)
-                if position is not None and end is not None:
-                    lag += max(0, end - position)
-            metrics.consumer_lag.labels(stage, "").set(lag)
-            metrics.assigned_partitions.labels(stage, "").set(len(partitions))
-            self.lag[stage] = lag
-
-    def work_waiting(self) -> bool:
-        """Ingest has work: records behind the end of its assigned partitions at the last sample."""
-        if not self.app.agents or not self.joined or self.rebalancing or self.active_partitions() == 0:
-            return False
-        return sum(self.lag.values()) > 0
-
-    def problem(self) -> str | None:
-        if not self.app.agents:
-            return None  # nothing consumed through faust in this role (delivery reports its own consumer)
-        if not self.joined:
-            return "consumer has not joined its group yet"
-        if self.rebalancing:
-            return "consumer group is rebalancing"
-        if self.active_partitions() == 0:
-            return "no partitions assigned (more workers than partitions?)"
-        return None
-
-
-def _track_faust_consumer(app: faust.App, readiness: Readiness, progress: Progress, events_topic: str) -> None:
-    state = _FaustConsumerState(app, events_topic)
-    progress.watch("ingest", state.work_waiting)
-    app.on_partitions_assigned.connect(cast(Any, state.on_assigned))  # mode types handlers too narrowly
-    app.on_partitions_revoked.connect(cast(Any, state.on_revoked))
-    readiness.add_check("faust.partitions", state.problem)
-
-    async def sample_lag() -> None:
-        try:
-            await state.sample()
-        except Exception as exc:  # a failed sample leaves the last values; the next one tries again
-            log.warning("consumer lag sample failed", error=type(exc).__name__)
-
-    app.timer(LAG_INTERVAL_S, name="rueckkanal_consumer_lag")(sample_lag)

@@ -1,4 +1,5 @@
-"""The worker process: one faust Worker that runs the ingest stage, the delivery stage, or both."""
+"""The worker process and the composition root: settings, mappings, renderer, logs, stages and web views are wired
+here and nowhere else. One faust Worker runs the ingest stage, the delivery stage, or both."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig
 from streams.delivery.retry import RetryPolicy
 from streams.delivery.service import DeliveryService
 from streams.ingest import IngestStage
+from streams.kafka_log import KafkaLog
 from streams.obs import Progress, Readiness, process_metrics
 from streams.topics import (
     TopicSpec,
@@ -34,6 +36,7 @@ from streams.topics import (
     pipeline_topics,
     topic_configs,
 )
+from streams.web import register_web_views
 
 log = structlog.get_logger("rueckkanal.worker")
 
@@ -120,6 +123,7 @@ def build_worker(settings: Settings, role: Role, target: str | None = None) -> R
     """
     logs.configure_structlog()
     pipeline = create_pipeline(settings)
+    register_web_views(pipeline)  # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
     metrics = process_metrics()
     fachverfahren = load_fachverfahren(settings.fachverfahren_dir)
     ingest: IngestStage | None = None
@@ -189,9 +193,13 @@ def build_dispatcher(
     breaker = CircuitBreaker(
         failure_threshold=d.breaker_failure_threshold, open_s=d.breaker_open_s, max_open_s=d.breaker_max_open_s
     )
-    return DeliveryDispatcher(
-        config, kafka_client_options(settings.kafka), portal, metrics, retry, breaker, readiness, progress
+    log = KafkaLog(
+        kafka_client_options(settings.kafka),
+        group=config.group_id,
+        max_poll_records=config.fetch_max_records,
+        max_request_size=config.max_request_size,
     )
+    return DeliveryDispatcher(config, log, portal, metrics, retry, breaker, readiness, progress)
 
 
 def delivery_group(app_id: str, target: str) -> str:

@@ -1,9 +1,13 @@
-"""The delivery dispatcher: reads the outbox with aiokafka and hands each Vorgang's messages to the portal in order.
+"""The delivery dispatcher: the shell that reads the outbox from a record log and talks to the portal.
 
-* One queue per Vorgang key: its next message starts only after the previous one is delivered or dead-lettered.
-  Different keys run concurrently, bounded by a per-portal request limit.
-* Per partition, a window of unfinished messages; a full window pauses the partition, so memory stays bounded.
-* Commits only the highest offset below which everything is finished (see :mod:`.offsets`).
+The decisions (queues per Vorgang, committable offsets, which partitions to pause, replays for other targets) are
+the :class:`~streams.delivery.scheduler.Scheduler`'s; Kafka is behind :class:`~streams.recordlog.RecordLog`
+(:class:`~streams.kafka_log.KafkaLog` in production, :class:`~streams.recordlog.MemoryLog` in tests). What the
+shell keeps:
+
+* One sender task per Vorgang queue with work: its next message starts only after the previous one is delivered
+  or dead-lettered. Different keys run concurrently, bounded by a per-portal request limit.
+* Commits what the scheduler calls committable, every ``commit_interval_s`` and on revoke and stop.
 * Transient failures retry with backoff and a budget by age; permanent ones go to the DLQ; a delivered message
   gets a receipt record. While the circuit is open, all partitions are paused and no budget runs.
 * On revoke and on stop: stop fetching, let in-flight work finish within a deadline, commit what is done, abandon
@@ -27,15 +31,11 @@ import contextlib
 import json
 import time
 import traceback
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import ConsumerRecord
 
 from adapters.portal.base import OutboundMessage, PortalAdapter, Receipt
 from rueckkanal.errors import (
@@ -48,14 +48,11 @@ from rueckkanal.errors import (
 from rueckkanal.metrics import CIRCUIT_STATES, Metrics
 from rueckkanal.settings import DEFAULT_TARGET
 from rueckkanal.tracecontext import valid_traceparent
-from streams import kafka_transport
 from streams.delivery.breaker import CircuitBreaker, CircuitState
-from streams.delivery.offsets import PartitionOffsets
 from streams.delivery.retry import RetryPolicy
-from streams.dlq import RECORD_HEADROOM, Origin, dead_letter_headers, estimated_size, record_refused, stub_record
+from streams.delivery.scheduler import Item, QueueKey, Scheduler
+from streams.dlq import RECORD_HEADROOM, Origin, dead_letter_headers, estimated_size, stub_record
 from streams.headers import (
-    H_NACHRICHTEN_UUID,
-    H_REPLAY_TARGET,
     H_SEQUENCE,
     H_SOURCE,
     H_STATUS,
@@ -67,11 +64,10 @@ from streams.headers import (
 from streams.headers import header as read_header
 from streams.logs import log_outcome
 from streams.obs import Progress, Readiness
-from streams.partitioner import partition_for
+from streams.recordlog import Headers, LogUnavailable, Record, RecordLog, RecordRefused, TopicPartition
 
 log = structlog.get_logger("rueckkanal.delivery")
 
-RECENT_UUIDS_PER_PARTITION = 20_000
 READY_CONDITION = "delivery.partitions"
 STAGE = "delivery"
 
@@ -92,38 +88,11 @@ class DispatcherConfig:
     target: str = DEFAULT_TARGET  # the delivery target (settings targets): metric label, rk.error.target
 
 
-@dataclass
-class _Item:
-    record: ConsumerRecord[bytes, bytes]
-    tp: TopicPartition
-    nachrichten_uuid: str
-    first_seen_wall: datetime = field(default_factory=lambda: datetime.now(UTC))
-    started: float = field(default_factory=time.perf_counter)
-    attempts: int = 0
-    message: OutboundMessage | None = None  # built once, with the traceparent checked
-    # The verdict, kept while its receipt or dead letter is written: a retry after an unexpected failure there
-    # resumes with the write instead of asking the portal again.
-    receipt: Receipt | None = None
-    failure: RueckkanalError | None = None
-
-
-class _Partition:
-    def __init__(self) -> None:
-        self.offsets = PartitionOffsets()
-        self.delivered: OrderedDict[str, None] = OrderedDict()
-        self.committed: int | None = None
-
-    def remember(self, nachrichten_uuid: str) -> None:
-        self.delivered[nachrichten_uuid] = None
-        if len(self.delivered) > RECENT_UUIDS_PER_PARTITION:
-            self.delivered.popitem(last=False)
-
-
-class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
+class DeliveryDispatcher:
     def __init__(
         self,
         config: DispatcherConfig,
-        kafka_options: dict[str, Any],
+        log: RecordLog,
         portal: PortalAdapter,
         metrics: Metrics,
         retry: RetryPolicy | None = None,
@@ -141,10 +110,9 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker()
         self.breaker.on_change = self._on_circuit_change
-        self._kafka_options = kafka_options
-        self._partitions: dict[TopicPartition, _Partition] = {}
-        self._queues: dict[tuple[TopicPartition, bytes | None], deque[_Item]] = {}
-        self._tasks: dict[tuple[TopicPartition, bytes | None], asyncio.Task[None]] = {}
+        self.log = log
+        self.scheduler = Scheduler(target=config.target, window_per_partition=config.window_per_partition)
+        self._tasks: dict[QueueKey, asyncio.Task[None]] = {}
         self._requests = asyncio.Semaphore(config.max_concurrent_requests)
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -156,26 +124,8 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        # aiokafka clients bind to the running loop, so they are made here, not in __init__.
-        self.consumer = kafka_transport.consumer(  # reads records whose header keys are not UTF-8
-            **self._kafka_options,
-            group_id=self.config.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.config.fetch_max_records,
-            isolation_level="read_committed",
-        )
-        self.producer = AIOKafkaProducer(
-            **self._kafka_options,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            partitioner=partition_for,
-            max_request_size=self.config.max_request_size,
-        )
-        await self.producer.start()
-        await self.consumer.start()
-        self.consumer.subscribe([self.config.outbox_topic], listener=self)
+        self.log.subscribe([self.config.outbox_topic], self)
+        await self.log.start()
         self.metrics.circuit_state.labels(self._target, self._labels).set(CIRCUIT_STATES[self.breaker.state.value])
         self._runner = asyncio.create_task(self._run(), name="rueckkanal.delivery")
 
@@ -186,9 +136,8 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.portal.aclose()
             return
         await self._runner
-        await self._drain(set(self._partitions))
-        await self.consumer.stop()
-        await self.producer.stop()
+        await self._drain(set(self.scheduler.partitions))
+        await self.log.stop()
         await self.portal.aclose()
 
     # -- the fetch loop ------------------------------------------------------------------------------------
@@ -196,63 +145,42 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _run(self) -> None:
         while not self._stopping.is_set():
             self._apply_flow_control()
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.config.fetch_max_records)
+            batch = await self.log.fetch(0.2, self.config.fetch_max_records)
             for tp, records in batch.items():
-                partition = self._partitions.get(tp)
-                if partition is None:
-                    continue  # revoked while the fetch was in flight
                 for record in records:
-                    self._accept(tp, partition, record)
+                    self._accept(tp, record)
             self._update_gauges()
             if time.monotonic() - self._last_commit >= self.config.commit_interval_s:
-                await self._commit(set(self._partitions))
+                await self._commit(set(self.scheduler.partitions))
 
     def _apply_flow_control(self) -> None:
-        assignment = self.consumer.assignment()
+        assignment = self.log.assignment()
         if not assignment:
             return
-        if self.breaker.state is not CircuitState.CLOSED:
-            self.consumer.pause(*assignment)
-            return
-        full = {tp for tp in assignment if tp in self._partitions and self._is_full(tp)}
-        if full:
-            self.consumer.pause(*full)
-        self.consumer.resume(*(assignment - full))
+        pause, resume = self.scheduler.flow(assignment, self.breaker.state is CircuitState.CLOSED)
+        if pause:
+            self.log.pause(*pause)
+        if resume:
+            self.log.resume(*resume)
 
-    def _is_full(self, tp: TopicPartition) -> bool:
-        return self._partitions[tp].offsets.in_flight >= self.config.window_per_partition
-
-    def _accept(self, tp: TopicPartition, partition: _Partition, record: ConsumerRecord[bytes, bytes]) -> None:
-        partition.offsets.start(record.offset)
-        replay_for = _header(record, H_REPLAY_TARGET)
-        if replay_for is not None and replay_for != self._target:
-            partition.offsets.finish(record.offset)  # a replay for another target: not ours to deliver again
-            return
-        uuid = _header(record, H_NACHRICHTEN_UUID) or f"{tp.topic}/{tp.partition}/{record.offset}"
-        item = _Item(record=record, tp=tp, nachrichten_uuid=uuid)
-        key = (tp, record.key)
-        queue = self._queues.setdefault(key, deque())
-        queue.append(item)
-        if key not in self._tasks:
+    def _accept(self, tp: TopicPartition, record: Record) -> None:
+        key = self.scheduler.accept(tp, record)
+        if key is not None and key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._drain_key(key))
 
-    async def _drain_key(self, key: tuple[TopicPartition, bytes | None]) -> None:
+    async def _drain_key(self, key: QueueKey) -> None:
         """Finish the Vorgang's messages in order; its queue is dropped only when the task is cancelled (revoke,
         stop), never because one message failed."""
-        queue = self._queues[key]
+        item = self.scheduler.head(key)
         try:
-            while queue:
-                item = queue[0]
+            while item is not None:
                 await self._settle(item)
-                queue.popleft()
-                partition = self._partitions.get(item.tp)
-                if partition is not None:
-                    partition.offsets.finish(item.record.offset)
+                item = self.scheduler.finish(key)
         finally:
-            self._queues.pop(key, None)
+            self.scheduler.abandon(key)
             self._tasks.pop(key, None)
 
-    async def _settle(self, item: _Item) -> None:
+    async def _settle(self, item: Item) -> None:
         """Deliver or dead-letter one message, however long it takes; only cancellation ends it unfinished.
 
         An unexpected exception (a bug, a broken header, a full disk) is logged without payload and the same message
@@ -280,7 +208,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     # -- one message ---------------------------------------------------------------------------------------
 
-    async def _deliver(self, item: _Item) -> None:
+    async def _deliver(self, item: Item) -> None:
         """Deliver or dead-letter one message; returns only when it is finished (or raises CancelledError)."""
         message = self._message(item)
         if item.receipt is not None:
@@ -289,8 +217,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         if item.failure is not None:
             await self._dead_letter(item, item.failure)
             return
-        partition = self._partitions.get(item.tp)
-        if partition is not None and item.nachrichten_uuid in partition.delivered:
+        if self.scheduler.already_delivered(item):
             self.metrics.deliveries.labels(self._target, self._labels, "duplicate").inc()
             self._outcome(item, "duplicate", reason="already_delivered")
             return
@@ -319,7 +246,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self._delivered(item, receipt)
                 return
 
-    def _message(self, item: _Item) -> OutboundMessage:
+    def _message(self, item: Item) -> OutboundMessage:
         """The request for this item, built once: a traceparent that is not valid W3C Trace Context is dropped
         (and counted once per message), so no CR/LF or oversized header can reach the portal call."""
         if item.message is None:
@@ -400,7 +327,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         while not self.breaker.try_acquire():
             await self.breaker.wait_closed(max(self.breaker.seconds_until_probe(), 0.01))
 
-    async def _delivered(self, item: _Item, receipt: Receipt) -> None:
+    async def _delivered(self, item: Item, receipt: Receipt) -> None:
         delivered_at = datetime.now(UTC)
         record = item.record
         body = {
@@ -417,9 +344,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             "delivered_at": delivered_at.isoformat(timespec="milliseconds"),
         }
         await self._produce(self.config.receipts_topic, record.key, json.dumps(body).encode(), [])
-        partition = self._partitions.get(item.tp)
-        if partition is not None:
-            partition.remember(item.nachrichten_uuid)
+        self.scheduler.delivered(item)
         outcome = "duplicate" if receipt.duplicate else "delivered"
         self.metrics.deliveries.labels(self._target, self._labels, outcome).inc()
         status_time = _parse_time(_header(record, H_STATUS_TIME))
@@ -428,7 +353,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
             self.metrics.end_to_end_latency.labels(self._target, self._labels).observe(max(latency, 0.0))
         self._outcome(item, outcome)
 
-    async def _dead_letter(self, item: _Item, error: RueckkanalError) -> None:
+    async def _dead_letter(self, item: Item, error: RueckkanalError) -> None:
         record = item.record
         origin = Origin(record.topic, record.partition, record.offset, record.timestamp)
         original = list(record.headers or ())
@@ -448,7 +373,7 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         self.metrics.dead_letters.labels("delivery", error.reason.value, self._target).inc()
         self._outcome(item, "dead_lettered", reason=error.reason.value, portal_code=getattr(error, "portal_code", None))
 
-    def _outcome(self, item: _Item, outcome: str, **fields: Any) -> None:
+    def _outcome(self, item: Item, outcome: str, **fields: Any) -> None:
         self.progress.advanced(STAGE)
         record = item.record
         log_outcome(
@@ -472,27 +397,28 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes]],
+        headers: Headers,
         *,
-        refused: tuple[bytes | None, bytes | None, list[tuple[str, bytes]]] | None = None,
+        refused: tuple[bytes | None, bytes | None, Headers] | None = None,
     ) -> None:
-        """Write a receipt or dead letter, retrying until Kafka takes it: a message is finished only when written.
+        """Write a receipt or dead letter, retrying until the log takes it: a message is finished only when written.
 
-        A record Kafka refuses for what it is (too large) is written as ``refused`` instead, if given: retrying the
+        A record the log refuses for what it is (too large) is written as ``refused`` instead, if given: retrying the
         same record could never succeed.
         """
         delay = 0.1
         while True:
             try:
-                await self.producer.send_and_wait(topic, value, key=key, headers=headers)
+                await self.log.produce(topic, key, value, headers)
                 return
-            except KafkaError as error:
-                if refused is not None and record_refused(error):
-                    log.warning("record refused by Kafka, writing its stub", topic=topic, error=type(error).__name__)
-                    key, value, headers = refused
-                    refused = None
-                    continue
-                log.error("cannot write to Kafka, retrying", topic=topic, error=type(error).__name__)
+            except RecordRefused as error:
+                if refused is None:
+                    raise
+                log.warning("record refused by Kafka, writing its stub", topic=topic, error=str(error))
+                key, value, headers = refused
+                refused = None
+            except LogUnavailable as error:
+                log.error("cannot write to Kafka, retrying", topic=topic, error=str(error))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -500,23 +426,15 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _commit(self, tps: set[TopicPartition]) -> None:
         self._last_commit = time.monotonic()
-        offsets = {}
-        for tp in tps:
-            partition = self._partitions.get(tp)
-            committable = partition.offsets.committable() if partition else None
-            if partition is not None and committable is not None:
-                offsets[tp] = committable
+        offsets = self.scheduler.committable(tps)
         if not offsets:
             return
         try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as error:
-            log.warning("commit failed; the work is delivered again after the rebalance", error=type(error).__name__)
+            await self.log.commit(offsets)
+        except LogUnavailable as error:
+            log.warning("commit failed; the work is delivered again after the rebalance", error=str(error))
             return
-        for tp, offset in offsets.items():
-            partition = self._partitions[tp]
-            partition.offsets.mark_committed(offset)
-            partition.committed = offset
+        self.scheduler.committed(offsets)
 
     async def _drain(self, tps: set[TopicPartition]) -> None:
         """Let in-flight work of these partitions finish within the deadline, commit it, abandon the rest."""
@@ -533,27 +451,25 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._commit(tps)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        ours = {tp for tp in revoked if tp in self._partitions}
+        ours = {tp for tp in revoked if tp in self.scheduler.partitions}
         if ours:
             await self._drain(ours)
-        for tp in ours:
-            self._partitions.pop(tp, None)
-        self.metrics.assigned_partitions.labels("delivery", self._target).set(len(self._partitions))
-        if not self._partitions:
+        self.scheduler.revoke(ours)
+        self.metrics.assigned_partitions.labels("delivery", self._target).set(len(self.scheduler.partitions))
+        if not self.scheduler.partitions:
             self.readiness.not_ready(READY_CONDITION, "delivery consumer owns no outbox partitions")
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        for tp in assigned:
-            self._partitions.setdefault(tp, _Partition())
-        self.metrics.assigned_partitions.labels("delivery", self._target).set(len(self._partitions))
-        if self._partitions:
+        self.scheduler.assign(assigned)
+        self.metrics.assigned_partitions.labels("delivery", self._target).set(len(self.scheduler.partitions))
+        if self.scheduler.partitions:
             self.readiness.ready(READY_CONDITION)
 
     # -- gauges and progress -------------------------------------------------------------------------------
 
     def _work_waiting(self) -> bool:
         """Messages are queued and the circuit is not open (open, they wait for its timer: expected)."""
-        return self.breaker.state is not CircuitState.OPEN and any(self._queues.values())
+        return self.breaker.state is not CircuitState.OPEN and self.scheduler.has_queued()
 
     def _on_circuit_change(self, state: CircuitState) -> None:
         self.metrics.circuit_state.labels(self._target, self._labels).set(CIRCUIT_STATES[state.value])
@@ -563,27 +479,18 @@ class DeliveryDispatcher(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
     def _update_gauges(self) -> None:
-        in_flight = sum(p.offsets.in_flight for p in self._partitions.values())
-        self.metrics.in_flight.labels(self._target, self._labels).set(in_flight)
-        oldest = min(
-            (queue[0].record.timestamp for queue in self._queues.values() if queue),
-            default=None,
-        )
+        self.metrics.in_flight.labels(self._target, self._labels).set(self.scheduler.in_flight())
+        oldest = self.scheduler.oldest_timestamp_ms()
         age = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000)
         self.metrics.oldest_undelivered_age.labels(self._target, self._labels).set(age)
-        lag = 0
-        for tp, partition in self._partitions.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                lag += max(0, highwater - (partition.committed or 0))
-        self.metrics.consumer_lag.labels("delivery", self._target).set(lag)
+        self.metrics.consumer_lag.labels("delivery", self._target).set(self.scheduler.lag(self.log.end_offset))
 
 
-def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+def _header(record: Record, name: str) -> str | None:
     return read_header(record.headers, name)
 
 
-def _raw_header(record: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
+def _raw_header(record: Record, name: str) -> bytes | None:
     return header_bytes(record.headers, name)
 
 

@@ -29,7 +29,7 @@ from adapters.statusstore.base import StatusStore
 from rueckkanal.errors import InputRejected
 from rueckkanal.tracking import StoredStatus, status_from_message
 from rueckkanal.transparency import completed_now, milestone_of, points_of
-from streams import kafka_transport
+from streams import kafka_records
 from streams.headers import H_SOURCE, header
 from streams.logs import vorgang_ref
 from streams.status_web.links import Links
@@ -69,7 +69,7 @@ class OutboxReader:
         self.started = False
 
     async def start(self) -> None:
-        self.consumer = kafka_transport.consumer(
+        self.consumer = kafka_records.consumer(
             self.outbox_topic,
             **self._kafka_options,
             group_id=self.group_id,

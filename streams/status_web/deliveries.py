@@ -34,7 +34,7 @@ from rueckkanal.errors import Reason
 from rueckkanal.metrics import STAGES
 from rueckkanal.settings import DEFAULT_TARGET, TARGET_NAME_PATTERN
 from rueckkanal.transparency import DeadLetterRecord, DeliveryRecord, epoch_seconds
-from streams import kafka_transport
+from streams import kafka_records
 from streams.headers import H_FAILED_AT, H_REASON, H_STAGE, H_TARGET, header
 from streams.status_web.metrics import StatusWebMetrics
 
@@ -110,7 +110,7 @@ class DeliveryLogReader:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.consumer = kafka_transport.consumer(
+        self.consumer = kafka_records.consumer(
             **self._kafka_options,
             group_id=self.group_id,
             enable_auto_commit=False,

@@ -260,7 +260,7 @@ async def test_sigkill_mid_run_loses_nothing_and_duplicates_are_counted(
     with ingest_worker(pipeline):
         outbox = await _outbox_holding(kafka_bootstrap, pipeline.outbox, expected, within_s=300)
         # The work is done; the group's commits must follow, or every later restart repeats it (faust-streaming
-        # #596, worked around in streams/kafka_transport.py).
+        # #596, worked around in streams/faust_engine.py).
         await _caught_up(kafka_bootstrap, pipeline)
 
     uuids = Counter(_header(r, "nachrichtenUUID") for r in outbox)

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.record import memory_records
 
 from rueckkanal.settings import KafkaSettings, Settings, TopicSettings
-from streams import kafka_transport
+from streams import kafka_records
 from streams.app import create_pipeline
 from streams.topics import (
     check_limits,
@@ -154,7 +154,7 @@ async def test_a_header_key_that_is_not_utf8_costs_only_its_record(
         with pytest.raises(UnicodeDecodeError):
             await _read(kafka_bootstrap, topic, len(values))
 
-    kafka_transport.install_record_reader()
+    kafka_records.install_record_reader()
     records = await _read(kafka_bootstrap, topic, len(values))
     assert [r.value for r in sorted(records, key=lambda r: r.offset)] == values
     for poison in (r for r in records if r.value.startswith(b"poison")):

@@ -8,7 +8,7 @@ from typing import Any
 from faust.types import TP
 from prometheus_client import REGISTRY
 
-from streams.web import _FaustConsumerState
+from streams.faust_engine import FaustConsumerState as _FaustConsumerState
 
 EVENTS = "rk.events"
 SOURCE = "fv.hundesteuer.status"

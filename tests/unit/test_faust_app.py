@@ -14,8 +14,8 @@ from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 
 from rueckkanal.settings import Settings
-from streams.app import KeepQueuesOnResume, create_pipeline
-from streams.kafka_transport import FETCH_MAX_WAIT_MS, AckedOffsets, CommittedOffsets, Transport
+from streams.app import create_pipeline
+from streams.faust_engine import FETCH_MAX_WAIT_MS, AckedOffsets, CommittedOffsets, KeepQueuesOnResume, Transport
 
 
 async def test_the_pipeline_s_consumer_waits_at_most_100_ms_for_a_fetch(tmp_path: Path) -> None:
@@ -58,6 +58,7 @@ def test_an_older_committed_offset_read_back_does_not_stop_the_partition_s_commi
     assert committed[tp] == 10
 
 
+@pytest.mark.upstream_canary
 def test_faust_s_own_list_stops_at_the_first_repeat() -> None:
     acked = [10, 11, 12, 11, 12, 13]
     acked.sort()
@@ -82,6 +83,7 @@ def _agent_queue(app: faust.App) -> object:
     return app.FlowControlQueue(maxsize=10, clear_on_resume=True)
 
 
+@pytest.mark.upstream_canary
 def test_faust_itself_empties_agent_queues_on_resume() -> None:
     app = faust.App("stock", broker="kafka://127.0.0.1:1")
     queue = _agent_queue(app)

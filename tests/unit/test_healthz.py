@@ -8,8 +8,9 @@ from typing import Any
 
 from faust.types import TP
 
+from streams.faust_engine import FaustConsumerState as _FaustConsumerState
 from streams.obs import Progress
-from streams.web import _FaustConsumerState, health
+from streams.web import health
 
 EVENTS = "rk.events"
 SOURCE = "fv.hundesteuer.status"

@@ -284,14 +284,14 @@ async def test_an_unexpected_exception_dead_letters_that_record_only(
     batch = _on_its_partition(stage, "boom")
     written = _producer(stage, monkeypatch, set(range(PARTITIONS)))
     victim = batch[3].message
-    render = stage.renderer.render
+    render = stage.step.renderer.render
 
     def exploding(event: Any, state: Any) -> Any:
         if event.vorgang_id.encode() == victim.key:
             raise ValueError("invalid literal for int() with base 10: 'Erika Mustermann'")
         return render(event, state)
 
-    monkeypatch.setattr(stage.renderer, "render", exploding)
+    monkeypatch.setattr(stage.step.renderer, "render", exploding)
     await stage._batch(batch)
 
     [letter] = _dead_letters(stage, written)
@@ -455,7 +455,7 @@ async def test_only_a_valid_traceparent_reaches_the_outbox(
 async def test_a_header_name_that_is_not_utf8_dead_letters_the_record_without_that_header(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The consumer reads such a name with surrogateescape (streams/kafka_transport.py); no producer can write it."""
+    """The consumer reads such a name with surrogateescape (streams/kafka_records.py); no producer can write it."""
     stage = _in_place(tmp_path)
     batch = _on_its_partition(stage, "badkey")
     victim = batch[2].message

@@ -15,7 +15,7 @@ from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 
 from rueckkanal.settings import KafkaSettings, Settings
-from streams import kafka_transport
+from streams import faust_engine
 from streams.app import create_pipeline
 
 TP = TopicPartition("fv.hundesteuer.status", 0)
@@ -63,6 +63,7 @@ RESPONSE = _batch(0, [(b"first", [(b"ce_1", b"a")])]) + _batch(
 )  # two batches, as a librdkafka producer writes them: one record alone, then three with the poison in the middle
 
 
+@pytest.mark.upstream_canary
 def test_aiokafka_alone_stops_at_a_header_key_that_is_not_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
     """The defect the reader removes: the C reader raises out of the fetch, and the fetch position stays put."""
     monkeypatch.setattr(aiokafka.consumer.fetcher, "MemoryRecords", memory_records.MemoryRecords)
@@ -102,7 +103,7 @@ def test_a_corrupt_batch_still_fails_as_corrupt() -> None:
 async def test_faust_s_producer_is_idempotent_with_acks_all_and_the_configured_request_size(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, kafka=KafkaSettings(max_request_size=3 * 1024 * 1024))
     producer = create_pipeline(settings).app.producer
-    assert isinstance(producer, kafka_transport._Producer)
+    assert isinstance(producer, faust_engine._Producer)
     client = producer._new_producer()
     try:
         assert client._txn_manager is not None  # aiokafka's idempotent producer state (producer id, sequences)

@@ -1,5 +1,5 @@
 """The dispatcher's per-message path without a broker: ``_deliver``/``_drain_key`` driven with the in-memory portal
-and a fake producer (httpx's MockTransport pattern), so every failure can be placed exactly.
+and the in-memory record log (httpx's MockTransport pattern), so every failure can be placed exactly.
 
 What it proves: the circuit breaker always gets a verdict or its probe back, whatever the adapter raises; a Vorgang's
 queue survives any exception in delivering, receipting or dead-lettering, in order; only valid traceparents reach
@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import structlog.testing
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 from adapters.portal.base import OutboundMessage
@@ -26,9 +24,11 @@ from adapters.portal.memory import ACCEPT, InMemoryPortal
 from rueckkanal.errors import PermanentDeliveryError, Reason, TransientDeliveryError
 from rueckkanal.metrics import Metrics
 from streams.delivery.breaker import CircuitBreaker, CircuitState
-from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig, _Item, _Partition
+from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig
 from streams.delivery.retry import RetryPolicy
+from streams.delivery.scheduler import Item
 from streams.obs import Progress
+from streams.recordlog import LogRecord, LogUnavailable, MemoryBroker, MemoryLog, RecordRefused, TopicPartition
 
 TP = TopicPartition("outbox", 0)
 VALID_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -46,20 +46,36 @@ class Clock:
 
 
 class FakeProducer:
-    """Records what would be written; ``failures`` are raised, one per send, before anything is written."""
+    """What the dispatcher wrote to its in-memory log; ``failures`` are raised, one per produce, before anything is
+    written (the broker's errors as the seam names them: RecordRefused, LogUnavailable, or anything unexpected)."""
 
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
-        self.headers: list[list[tuple[str, bytes]]] = []
-        self.failures: list[BaseException] = []
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+        self.journal: list[LogRecord] = []
+        real = broker.append
 
-    async def send_and_wait(
-        self, topic: str, value: bytes | None, key: bytes | None = None, headers: Any = None
-    ) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append((topic, key, value))
-        self.headers.append(list(headers or ()))
+        def append(*args: Any, **kwargs: Any) -> LogRecord:
+            written = real(*args, **kwargs)
+            self.journal.append(written)
+            return written
+
+        broker.append = append  # type: ignore[method-assign]
+
+    @property
+    def failures(self) -> list[BaseException]:
+        return self.broker.failures
+
+    @failures.setter
+    def failures(self, failures: list[BaseException]) -> None:
+        self.broker.failures[:] = failures
+
+    @property
+    def sent(self) -> list[tuple[str, bytes | None, bytes | None]]:
+        return [(r.topic, r.key, r.value) for r in self.journal]
+
+    @property
+    def headers(self) -> list[list[tuple[str, bytes]]]:
+        return [list(r.headers) for r in self.journal]
 
     def on(self, topic: str) -> list[tuple[bytes | None, bytes | None]]:
         return [(key, value) for t, key, value in self.sent if t == topic]
@@ -75,35 +91,33 @@ def dispatcher(
     metrics = Metrics(CollectorRegistry())
     config = DispatcherConfig(**{**CONFIG.__dict__, "max_concurrent_requests": max_concurrent_requests})
     retry = RetryPolicy(base_delay_s=0.001, max_delay_s=0.005, budget_s=60.0)
-    d = DeliveryDispatcher(config, {}, portal, metrics, retry, breaker or CircuitBreaker(), progress=progress)
-    producer = FakeProducer()
-    d.producer = producer
-    d._partitions[TP] = _Partition()
+    broker = MemoryBroker()
+    log = MemoryLog(broker, "g")
+    d = DeliveryDispatcher(config, log, portal, metrics, retry, breaker or CircuitBreaker(), progress=progress)
+    producer = FakeProducer(broker)
+    log._assigned = {TP}
+    d.scheduler.assign([TP])
     return d, producer, metrics
 
 
-def record(offset: int, vorgang: str = "hundesteuer|1", traceparent: bytes | None = None) -> ConsumerRecord[Any, Any]:
+def record(offset: int, vorgang: str = "hundesteuer|1", traceparent: bytes | None = None) -> LogRecord:
     headers = [("nachrichtenUUID", f"uuid-{offset}".encode()), ("status", b"200")]
     if traceparent is not None:
         headers.append(("traceparent", traceparent))
-    return ConsumerRecord(
+    return LogRecord(
         topic=TP.topic,
         partition=TP.partition,
         offset=offset,
         timestamp=0,
-        timestamp_type=0,
         key=vorgang.encode(),
         value=b"<xml/>",
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=0,
-        headers=headers,
+        headers=tuple(headers),
     )
 
 
-def item(offset: int, **kwargs: Any) -> _Item:
+def item(offset: int, **kwargs: Any) -> Item:
     rec = record(offset, **kwargs)
-    return _Item(record=rec, tp=TP, nachrichten_uuid=f"uuid-{offset}")
+    return Item(record=rec, tp=TP, nachrichten_uuid=f"uuid-{offset}")
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -238,12 +252,12 @@ async def test_a_message_whose_adapter_keeps_failing_is_retried_and_then_deliver
     breaker = CircuitBreaker(failure_threshold=2, open_s=0.01, max_open_s=0.02)
     d, producer, _ = dispatcher(portal, breaker=breaker)
     for offset in range(3):
-        d._accept(TP, d._partitions[TP], record(offset))
+        d._accept(TP, record(offset))
     await all_finished(d)
     assert [m.nachrichten_uuid for m in portal.delivered] == ["uuid-0", "uuid-1", "uuid-2"]
     assert receipt_uuids(producer) == ["uuid-0", "uuid-1", "uuid-2"]
     assert breaker.state is CircuitState.CLOSED
-    assert d._partitions[TP].offsets.committable() == 3
+    assert d.scheduler.partitions[TP].offsets.committable() == 3
 
 
 # -- a drain task never drops its queue --------------------------------------------------------------------------
@@ -251,7 +265,7 @@ async def test_a_message_whose_adapter_keeps_failing_is_retried_and_then_deliver
 
 @pytest.mark.parametrize(
     "failure",
-    [RuntimeError("disk full"), KafkaTimeoutError(), ValueError("bad header")],
+    [RuntimeError("disk full"), LogUnavailable("KafkaTimeoutError"), ValueError("bad header")],
     ids=lambda e: type(e).__name__,
 )
 async def test_a_failing_receipt_write_retries_that_message_and_nothing_overtakes_it(failure: Exception) -> None:
@@ -259,11 +273,11 @@ async def test_a_failing_receipt_write_retries_that_message_and_nothing_overtake
     d, producer, _ = dispatcher(portal)
     producer.failures = [failure, failure]
     for offset in range(3):
-        d._accept(TP, d._partitions[TP], record(offset))
+        d._accept(TP, record(offset))
     await all_finished(d)
     assert receipt_uuids(producer) == ["uuid-0", "uuid-1", "uuid-2"]
     assert portal.count("uuid-0") == 1  # the retry resumed with the receipt, it did not ask the portal again
-    assert d._partitions[TP].offsets.committable() == 3
+    assert d.scheduler.partitions[TP].offsets.committable() == 3
 
 
 async def test_a_failing_dead_letter_write_retries_the_dead_letter_in_order() -> None:
@@ -272,7 +286,7 @@ async def test_a_failing_dead_letter_write_retries_the_dead_letter_in_order() ->
     d, producer, metrics = dispatcher(portal)
     producer.failures = [RuntimeError("broken"), RuntimeError("broken")]
     for offset in range(2):
-        d._accept(TP, d._partitions[TP], record(offset))
+        d._accept(TP, record(offset))
     await all_finished(d)
     assert [key for key, _ in producer.on("dlq")] == [b"hundesteuer|1"]
     assert receipt_uuids(producer) == ["uuid-1"]
@@ -288,33 +302,25 @@ async def test_while_one_vorgang_keeps_failing_its_queue_stays_and_other_vorgaen
 
     real = d._delivered
 
-    async def delivered(item: _Item, receipt: Any) -> None:
+    async def delivered(item: Item, receipt: Any) -> None:
         if item.nachrichten_uuid == "uuid-0" and broken["on"]:
             broken["failures"] += 1
             raise RuntimeError("unexpected")
         await real(item, receipt)
 
     d._delivered = delivered  # type: ignore[method-assign]
-    d._accept(TP, d._partitions[TP], record(0, vorgang="a|1"))
-    d._accept(TP, d._partitions[TP], record(1, vorgang="b|1"))
-    d._accept(TP, d._partitions[TP], record(2, vorgang="a|1"))
+    d._accept(TP, record(0, vorgang="a|1"))
+    d._accept(TP, record(1, vorgang="b|1"))
+    d._accept(TP, record(2, vorgang="a|1"))
     await until(lambda: "uuid-1" in receipt_uuids(producer) and broken["failures"] >= 3)
     key_a = (TP, b"a|1")
-    assert key_a in d._tasks and [i.nachrichten_uuid for i in d._queues[key_a]] == ["uuid-0", "uuid-2"]
+    assert key_a in d._tasks and [i.nachrichten_uuid for i in d.scheduler.queues[key_a]] == ["uuid-0", "uuid-2"]
     assert "uuid-2" not in [m.nachrichten_uuid for m in portal.received]  # nothing overtook uuid-0
-    assert d._partitions[TP].offsets.committable() is None  # offset 0 is not done, so nothing is committable
+    assert d.scheduler.partitions[TP].offsets.committable() is None  # offset 0 is not done, so nothing is committable
     broken["on"] = False
     await all_finished(d)
     assert receipt_uuids(producer) == ["uuid-1", "uuid-0", "uuid-2"]
-    assert d._partitions[TP].offsets.committable() == 3
-
-
-class FakeConsumer:
-    def __init__(self) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(offsets)
+    assert d.scheduler.partitions[TP].offsets.committable() == 3
 
 
 @pytest.mark.parametrize("started", [True, False])
@@ -328,14 +334,13 @@ async def test_a_drain_at_the_deadline_abandons_the_queue_and_a_new_assignment_s
 
     d, producer, _ = dispatcher(InMemoryPortal(hang_first))
     d.config = DispatcherConfig(**{**CONFIG.__dict__, "drain_deadline_s": 0.01})
-    d.consumer = FakeConsumer()
-    d._accept(TP, d._partitions[TP], record(0))
+    d._accept(TP, record(0))
     if started:
         await until(lambda: bool(calls))
     await d._drain({TP})  # revoke: the hanging message is abandoned at the deadline
-    assert d._tasks == {} and d._queues == {}
-    d._partitions[TP] = _Partition()  # assigned again: the next owner reads the message again
-    d._accept(TP, d._partitions[TP], record(0))
+    assert d._tasks == {} and d.scheduler.queues == {}
+    d.scheduler.assign([TP])  # assigned again: the next owner reads the message again
+    d._accept(TP, record(0))
     await all_finished(d)
     assert receipt_uuids(producer) == ["uuid-0"]
 
@@ -358,7 +363,7 @@ async def test_an_invalid_traceparent_is_dropped_and_counted_once_per_message(ra
     portal = InMemoryPortal()
     portal.script("uuid-0", TransientDeliveryError("503"), TransientDeliveryError("503"), ACCEPT)
     d, producer, metrics = dispatcher(portal)
-    d._accept(TP, d._partitions[TP], record(0, traceparent=raw))
+    d._accept(TP, record(0, traceparent=raw))
     await all_finished(d)
     assert [m.traceparent for m in portal.received] == [None, None, None]
     assert metrics.traceparent_dropped.labels("delivery")._value.get() == 1
@@ -368,8 +373,8 @@ async def test_an_invalid_traceparent_is_dropped_and_counted_once_per_message(ra
 async def test_a_valid_traceparent_is_passed_on_and_nothing_is_counted() -> None:
     portal = InMemoryPortal()
     d, _, metrics = dispatcher(portal)
-    d._accept(TP, d._partitions[TP], record(0, traceparent=VALID_TRACEPARENT.encode()))
-    d._accept(TP, d._partitions[TP], record(1, vorgang="x|2"))
+    d._accept(TP, record(0, traceparent=VALID_TRACEPARENT.encode()))
+    d._accept(TP, record(1, vorgang="x|2"))
     await all_finished(d)
     assert sorted((m.nachrichten_uuid, m.traceparent) for m in portal.received) == [
         ("uuid-0", VALID_TRACEPARENT),
@@ -397,7 +402,7 @@ async def test_queued_work_without_a_verdict_is_a_stall_and_a_verdict_ends_it() 
     portal, sent, release = await blocked_portal()
     d, _, _ = dispatcher(portal, progress=progress)
     assert progress.problem() is None  # nothing queued: idle, not stalled
-    d._accept(TP, d._partitions[TP], record(0))
+    d._accept(TP, record(0))
     await sent.wait()
     assert progress.problem() is None
     clock.now += 61
@@ -414,12 +419,12 @@ async def test_an_open_circuit_waiting_for_its_timer_is_not_a_stall() -> None:
     breaker = CircuitBreaker(failure_threshold=1, open_s=3600, max_open_s=3600, clock=clock)
     d, _, _ = dispatcher(InMemoryPortal(), breaker=breaker, progress=progress)
     breaker.record_failure()
-    d._accept(TP, d._partitions[TP], record(0))
+    d._accept(TP, record(0))
     await asyncio.sleep(0.01)
     assert progress.problem() is None
     clock.now += 600
     assert progress.problem() is None
-    assert d._queues  # the message is still waiting, as it should
+    assert d.scheduler.queues  # the message is still waiting, as it should
     await cancel_all(d)
 
 
@@ -446,7 +451,7 @@ async def test_every_verdict_and_outcome_is_progress(step: Callable[[InMemoryPor
 
     progress.advanced = spy  # type: ignore[method-assign]
     d, _, _ = dispatcher(portal, progress=progress)
-    d._accept(TP, d._partitions[TP], record(0))
+    d._accept(TP, record(0))
     await all_finished(d)
     verdicts = portal.count("uuid-0")
     assert advanced == ["delivery"] * (verdicts + 1)  # one per portal verdict, one for the outcome
@@ -457,7 +462,7 @@ async def test_the_circuit_opening_names_the_last_failure_reason() -> None:
     breaker = CircuitBreaker(failure_threshold=1, open_s=3600, max_open_s=3600)
     d, _, _ = dispatcher(portal, breaker=breaker)
     with structlog.testing.capture_logs() as logs:
-        d._accept(TP, d._partitions[TP], record(0))
+        d._accept(TP, record(0))
         await until(lambda: breaker.state is CircuitState.OPEN)
     (line,) = [entry for entry in logs if entry["event"] == "circuit breaker changed"]
     assert (line["state"], line["reason"]) == ("open", "portal_misconfigured")
@@ -466,18 +471,19 @@ async def test_the_circuit_opening_names_the_last_failure_reason() -> None:
 
 
 def producer_empty(d: DeliveryDispatcher) -> bool:
-    producer = d.producer
-    assert isinstance(producer, FakeProducer)
-    return producer.sent == []  # an open circuit dead-letters nothing
+    assert isinstance(d.log, MemoryLog)
+    return (
+        d.log.broker.records("dlq") == [] and d.log.broker.records("receipts") == []
+    )  # an open circuit dead-letters nothing
 
 
 # -- dead letters Kafka cannot take whole ------------------------------------------------------------------------
 
 
-def _big(offset: int, size: int) -> _Item:
+def _big(offset: int, size: int) -> Item:
     rec = record(offset)
-    big = ConsumerRecord(**{**rec.__dict__, "value": b"<x>" + b"a" * size + b"</x>"})
-    return _Item(record=big, tp=TP, nachrichten_uuid=f"uuid-{offset}")
+    big = dataclasses.replace(rec, value=b"<x>" + b"a" * size + b"</x>")
+    return Item(record=big, tp=TP, nachrichten_uuid=f"uuid-{offset}")
 
 
 async def test_a_dead_letter_over_the_producer_limit_is_written_as_a_stub() -> None:
@@ -500,7 +506,7 @@ async def test_a_dead_letter_kafka_refuses_is_written_as_a_stub_not_retried_for_
     portal = InMemoryPortal()
     portal.script("uuid-0", PermanentDeliveryError("X001", portal_code="X001"))
     d, producer, _ = dispatcher(portal)
-    producer.failures = [MessageSizeTooLargeError()]  # the broker's limit is below ours
+    producer.failures = [RecordRefused("MessageSizeTooLargeError")]  # the broker's limit is below ours
     letter = _big(0, 1000)
 
     await asyncio.wait_for(d._deliver(letter), 5.0)
@@ -514,7 +520,7 @@ async def test_a_dispatcher_that_never_started_stops_cleanly() -> None:
     closed = []
     portal = InMemoryPortal()
     portal.aclose = lambda: closed.append(True) or asyncio.sleep(0)  # type: ignore[method-assign]
-    d = DeliveryDispatcher(CONFIG, {}, portal, Metrics(CollectorRegistry()))
+    d = DeliveryDispatcher(CONFIG, MemoryLog(MemoryBroker(), "g"), portal, Metrics(CollectorRegistry()))
 
     await d.stop()
 

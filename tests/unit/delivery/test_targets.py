@@ -3,10 +3,10 @@ reaches only that target again (dispatcher and ``dlq replay`` through their pure
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
-from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from adapters.portal.memory import InMemoryPortal
@@ -14,6 +14,7 @@ from rueckkanal.errors import PermanentDeliveryError, Reason
 from rueckkanal.settings import DEFAULT_TARGET, Settings
 from streams.dlq_tool import DeadLetter, Filters, failed_target, replay_headers
 from streams.headers import H_REPLAY_TARGET, H_STAGE, H_TARGET, header
+from streams.recordlog import LogRecord
 from streams.worker import delivery_group
 from tests.unit.delivery.test_dispatcher import CONFIG, TP, FakeProducer, all_finished, record
 from tests.unit.delivery.test_dispatcher import dispatcher as make_dispatcher
@@ -44,19 +45,19 @@ def dispatcher_for(target: str, portal: InMemoryPortal) -> tuple[Any, FakeProduc
     d, producer, _metrics = make_dispatcher(portal)
     d.config = type(CONFIG)(**{**d.config.__dict__, "target": target})
     d._target = target
+    d.scheduler.target = target
     return d, producer
 
 
-def with_headers(offset: int, *extra: tuple[str, bytes]) -> ConsumerRecord[Any, Any]:
+def with_headers(offset: int, *extra: tuple[str, bytes]) -> LogRecord:
     rec = record(offset)
-    rec.headers = [*rec.headers, *extra]
-    return rec
+    return dataclasses.replace(rec, headers=(*rec.headers, *extra))
 
 
 async def test_a_delivery_dead_letter_names_its_target() -> None:
     portal = InMemoryPortal(lambda message: PermanentDeliveryError("no", portal_code="X002"))
     d, producer = dispatcher_for("zbp", portal)
-    d._accept(TP, d._partitions[TP], record(0))
+    d._accept(TP, record(0))
     await all_finished(d)
     [dead] = [headers for (topic, _, _), headers in zip(producer.sent, producer.headers, strict=True) if topic == "dlq"]
     assert header(dead, H_TARGET) == "zbp"
@@ -66,10 +67,10 @@ async def test_a_delivery_dead_letter_names_its_target() -> None:
 async def test_a_replay_for_another_target_is_skipped_and_its_offset_finished() -> None:
     portal = InMemoryPortal()
     d, _producer = dispatcher_for(DEFAULT_TARGET, portal)
-    partition = d._partitions[TP]
-    d._accept(TP, partition, with_headers(0, (H_REPLAY_TARGET, b"zbp")))
-    d._accept(TP, partition, with_headers(1, (H_REPLAY_TARGET, DEFAULT_TARGET.encode())))
-    d._accept(TP, partition, record(2))  # an ordinary outbox record: every target delivers it
+    partition = d.scheduler.partitions[TP]
+    d._accept(TP, with_headers(0, (H_REPLAY_TARGET, b"zbp")))
+    d._accept(TP, with_headers(1, (H_REPLAY_TARGET, DEFAULT_TARGET.encode())))
+    d._accept(TP, record(2))  # an ordinary outbox record: every target delivers it
     await all_finished(d)
     assert [m.nachrichten_uuid for m in portal.received] == ["uuid-1", "uuid-2"]
     assert partition.offsets.committable() == 3  # the skipped record does not hold back the commit

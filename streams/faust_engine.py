@@ -1,0 +1,342 @@
+"""Everything that reaches into faust: its transport, consumer and producer, its flow control, the App class, and
+the consumer's assignment and committed offsets as readiness and lag see them. Nothing else in the project imports
+faust internals. Why each rule exists, with the incidents behind it: docs/architecture.md.
+
+The rules this module keeps for the ingest worker:
+
+* **Fetch wait** of :data:`FETCH_MAX_WAIT_MS` (faust hard-codes 1500 ms): a record arriving on one partition never
+  waits behind a fetch parked for others.
+* **Commits** never stop for a repeated offset (:class:`AckedOffsets`) nor for an older committed offset read back
+  during a seek (:class:`CommittedOffsets`), and never pass a record that was not processed.
+* **Read offsets** only move forward within an assignment (:meth:`_Consumer.perform_seek`): a record fetched during
+  the seek at the end of a recovery is not taken for a gap.
+* **No fetched record is dropped** (:meth:`_Consumer.getmany`): one faust cannot hand over now is fetched again,
+  its partition's position moved back to it; a partition resumed during the wait counts as active.
+* **Hand-off** of a fetched batch is raced against a stop of the flow once per batch, not once per record; the
+  fetch itself is not raced.
+* **Flow control** (:class:`KeepQueuesOnResume`): resuming keeps the agents' queues; only revocation empties them;
+  a stopping app never resumes.
+* **Producer** idempotent with acks=all.
+* **Stream skips**: faust's stream acknowledges a record taken from a queue while the flow is suspended or of an
+  older generation; none reaches a queue here, because suspend, pause and clear happen in one step and nothing
+  fills faust's producer buffer. Keep it so: never ``send_soon`` and never write the Table through
+  ``table[key]`` (streams/ingest.py writes the changelog itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, cast
+
+import aiokafka
+import aiokafka.errors
+import faust
+import structlog
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
+
+from streams.kafka_records import install_record_reader
+from streams.obs import Progress, Readiness, record_lag
+
+FETCH_MAX_WAIT_MS = 100
+YIELD_EVERY = 100  # records handed off between two turns of the event loop, as in faust
+
+
+install_record_reader()  # faust's consumers build theirs with aiokafka directly
+
+
+# -- faust's transport ----------------------------------------------------------------------------------------------
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # what AIOKafkaConsumer.start() gives its Fetcher
+        return consumer
+
+
+class AckedOffsets(list[int]):
+    """A partition's acknowledged offsets; faust sorts them before it looks for the next commit, so sorting is
+    where the repeats go."""
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self[:] = sorted(set(self), *args, **kwargs)
+
+
+class CommittedOffsets(defaultdict[Any, int | None]):
+    """The offsets faust believes committed, per partition; within one assignment they only move forward.
+
+    An older value read back from the broker (a seek racing a commit of faust's own) is ignored, or faust would
+    never commit that partition again. Revocation removes a partition's entry, so a new assignment starts from the
+    broker's value.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(lambda: None)
+
+    def __setitem__(self, tp: Any, offset: int | None) -> None:
+        known = self.get(tp)
+        if known is None or (offset is not None and offset > known):
+            super().__setitem__(tp, offset)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for tp, offset in dict(*args, **kwargs).items():
+            self[tp] = offset
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acked = defaultdict(AckedOffsets)
+        self._committed_offset = CommittedOffsets()
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """faust's fetch loop (``faust.transport.consumer.Consumer._drain_messages``), one race per batch."""
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                # The fetch itself is not raced, as in faust: it waits while the flow is stopped (a recovery resumes
+                # it to read the changelogs), and a fetch given up half-way would lose the records it brought.
+                batch = [record async for record in self.getmany(timeout=1.0)]
+                await self.sleep(0)  # getmany can return at once, again and again
+                if batch and not self.should_stop:
+                    await self.wait_first(self._hand_off(batch), self.suspend_flow.wait())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109 - faust's signature
+        """faust's ``Consumer.getmany``, except that a record it cannot deliver is fetched again (module docstring)."""
+        records, _ = await self._wait_next_records(timeout)  # the active partitions from before the wait
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:  # as faust: the flow stopped while fetching; back to the committed offsets
+            await self._seek_back_to_committed()
+            return
+        active = self._get_active_partitions() | self._buffered_partitions
+        undelivered: dict[Any, int] = {}
+        for tp, record in self.scheduler.iterate(records):
+            if tp in undelivered:
+                continue  # nothing after an undelivered record, or the partition would be out of order
+            if tp not in active or not self.flow_active or self.app.consumer_generation_id != generation_id:
+                undelivered[tp] = record.offset
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            yield tp, self._to_message(tp, record)
+        await self._fetch_again(undelivered)
+
+    async def _fetch_again(self, first_undelivered: dict[Any, int]) -> None:
+        """Move each partition's fetch position back to its first undelivered record, if it is still ours."""
+        if not first_undelivered:
+            return  # the common case: no need to ask the consumer thread for the assignment on every fetch
+        assigned = self.assignment()
+        for tp, offset in first_undelivered.items():
+            if tp not in assigned:
+                continue  # a new owner starts from the committed offset
+            try:
+                await self._seek(tp, offset)
+            except aiokafka.errors.IllegalStateError:
+                continue  # revoked meanwhile: the same
+
+    async def _seek_back_to_committed(self) -> None:
+        try:
+            await self.perform_seek()
+        except Exception as error:  # as faust: the next assignment seeks again
+            self.log.warning("exception performing seek when flow not active %r", error)
+
+    async def _hand_off(self, batch: list[tuple[Any, Any]]) -> None:
+        """Pass each record to the agents, as faust does, marking it read once handed off.
+
+        If the flow stops mid-batch, the rest is left unread: the rebalance that stopped it revokes every
+        partition, and the next assignment starts again from the committed offsets.
+        """
+        callback = self.callback
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        since_yield = 0
+        for tp, message in batch:
+            since_yield += 1
+            if since_yield > YIELD_EVERY:
+                await asyncio.sleep(0)
+                since_yield = 0
+            offset = message.offset
+            last_read = read_offset[tp]
+            if last_read is not None and offset < last_read:
+                continue  # read already (faust's "DROPPED MESSAGE")
+            if last_read and offset - last_read > 1 and acks_enabled_for(message.topic):
+                await self._add_gap(tp, last_read + 1, offset)  # compacted or transactional topics skip offsets
+            if self._commit_every is not None and self._n_acked >= self._commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await callback(message)
+            read_offset[tp] = offset
+
+    async def perform_seek(self) -> None:
+        """faust's seek to the committed offsets, except that no read offset moves back (module docstring)."""
+        seeked = await self.seek_to_committed()
+        read_offset = self._read_offset
+        for tp, offset in seeked.items():
+            committed = offset if offset is not None and offset >= 0 else None
+            handed_off = read_offset.get(tp)
+            if handed_off is None or (committed is not None and committed > handed_off):
+                read_offset[tp] = committed
+        self._committed_offset.update(
+            {ensure_TP(tp): offset if offset else None for tp, offset in seeked.items() if offset is not None}
+        )
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Producer(faust_aiokafka.Producer):
+    """faust's producer, idempotent: a retried produce (a lost answer, a broker's failover) is written once.
+
+    faust passes ``enable_idempotence`` to aiokafka only in exactly-once mode, which needs transactions; there is
+    no setting for it. Idempotence needs ``acks=all``, as the app sets (``producer_acks=-1``).
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+    Producer = _Producer
+
+
+class KeepQueuesOnResume(FlowControlEvent):
+    """faust's flow control, except that resuming keeps the agents' queues, and a stopping app never resumes.
+
+    Records fetched during the seek at the end of a Table recovery are in the queues when faust resumes; emptying
+    them there lost them (faust counted their offsets as a gap, done). Revocation still empties the queues,
+    explicitly, before the partitions can move to another worker. A stop during that seek must not be undone by
+    the resume that follows it, or the stopping worker processes a partition's later records before earlier ones.
+    """
+
+    def __init__(self, *, stopping: Callable[[], bool], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(loop=loop)
+        self._stopping = stopping
+
+    def resume(self) -> None:
+        if self._stopping():
+            return
+        self._suspend.clear()
+        self._resume.set()
+
+
+class RueckkanalApp(faust.App):
+    """faust's App with this module's Kafka transport and flow control."""
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return KeepQueuesOnResume(stopping=lambda: self.should_stop, loop=self.loop)
+
+
+# -- the consumer as /readyz, /healthz and the lag gauges see it ----------------------------------------------------
+
+LAG_INTERVAL_S = 10.0
+log = structlog.get_logger("rueckkanal.web")
+
+
+class FaustConsumerState:
+    """faust's consumer as seen through its rebalance signals, and its lag."""
+
+    def __init__(self, app: faust.App, events_topic: str) -> None:
+        self.app = app
+        self.events_topic = events_topic
+        self.joined = False
+        self.rebalancing = False
+        self.lag: dict[str, int] = {}  # stage → lag at the last sample
+
+    async def on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Logged before the flags flip, so that no /readyz 200 can precede this line.
+        log.info("partitions assigned", stage="ingest", active_partitions=self.active_partitions())
+        self.joined = True
+        self.rebalancing = False
+
+    async def on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        self.rebalancing = True
+
+    def active_partitions(self) -> int:
+        return len(self.app.assignor.assigned_actives())
+
+    def stage_of(self, topic: str) -> str | None:
+        """lifecycle for the events topic, ingest for a Fachverfahren topic, None for faust's own topics."""
+        if topic == self.events_topic:
+            return "lifecycle"
+        if topic.endswith("-changelog") or "__assignor" in topic:
+            return None
+        return "ingest"
+
+    async def sample(self) -> None:
+        """Set assigned partitions and lag per stage from the broker's end offsets and our committed offsets."""
+        if not self.app.agents or not self.joined or self.rebalancing:
+            return
+        consumer: Any = self.app.consumer
+        by_stage: dict[str, list[Any]] = {"ingest": [], "lifecycle": []}
+        for tp in self.app.assignor.assigned_actives():
+            stage = self.stage_of(tp.topic)
+            if stage is not None:
+                by_stage[stage].append(tp)
+        tps = [tp for partitions in by_stage.values() for tp in partitions]
+        ends = await consumer.highwaters(*tps) if tps else {}
+        unknown = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
+        earliest = await consumer.earliest_offsets(*unknown) if unknown else {}
+        for stage, partitions in by_stage.items():
+            positions = {tp: _or_none(consumer._committed_offset.get(tp), earliest.get(tp)) for tp in partitions}
+            self.lag[stage] = record_lag(stage, "", {tp: ends.get(tp) for tp in partitions}, positions)
+
+    def work_waiting(self) -> bool:
+        """Ingest has work: records behind the end of its assigned partitions at the last sample."""
+        if not self.app.agents or not self.joined or self.rebalancing or self.active_partitions() == 0:
+            return False
+        return sum(self.lag.values()) > 0
+
+    def problem(self) -> str | None:
+        if not self.app.agents:
+            return None  # nothing consumed through faust in this role (delivery reports its own consumer)
+        if not self.joined:
+            return "consumer has not joined its group yet"
+        if self.rebalancing:
+            return "consumer group is rebalancing"
+        if self.active_partitions() == 0:
+            return "no partitions assigned (more workers than partitions?)"
+        return None
+
+
+def track_faust_consumer(app: faust.App, readiness: Readiness, progress: Progress, events_topic: str) -> None:
+    state = FaustConsumerState(app, events_topic)
+    progress.watch("ingest", state.work_waiting)
+    app.on_partitions_assigned.connect(cast(Any, state.on_assigned))  # mode types handlers too narrowly
+    app.on_partitions_revoked.connect(cast(Any, state.on_revoked))
+    readiness.add_check("faust.partitions", state.problem)
+
+    async def sample_lag() -> None:
+        try:
+            await state.sample()
+        except Exception as exc:  # a failed sample leaves the last values; the next one tries again
+            log.warning("consumer lag sample failed", error=type(exc).__name__)
+
+    app.timer(LAG_INTERVAL_S, name="rueckkanal_consumer_lag")(sample_lag)
+
+
+def _or_none(value: int | None, default: int | None) -> int | None:
+    return default if value is None else value
