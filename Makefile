@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo kafka-start kafka-stop kafka-status venv clean tools lock
+.PHONY: test image lint typecheck unit demo kafka-start kafka-stop kafka-status venv clean tools lock
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ lock:
 ## make test: install, lint, type-check, start a throwaway Kafka, run every test, stop that Kafka
 test: $(STAMP)
 	bash scripts/test.sh
+
+## make image: the worker image without Docker (buildah + mmdebstrap, needs root), smoke-tested; writes
+## dist/rueckkanal-<version>.oci.tar and its CycloneDX SBOM (docs/operations.md, "The image")
+image: $(STAMP)
+	CYCLONEDX=$(BIN)/cyclonedx-py bash scripts/image.sh
 
 ## make demo: local Kafka, portal simulator and worker; the example events end to end, shown as a table; Ctrl-C stops
 ## everything (make demo ARGS=--once: print the table and stop at once)

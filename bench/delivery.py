@@ -77,7 +77,8 @@ from bench.common import (
     worker_env,
 )
 from rueckkanal.lifecycle import VorgangState
-from rueckkanal.settings import PROJECT_ROOT, PortalSettings, XoevSettings
+from rueckkanal.resources import data_path
+from rueckkanal.settings import PortalSettings, XoevSettings
 from rueckkanal.xoev import MessageRenderer, nachrichten_uuid
 from tests.support.events import SOURCE, hundesteuer_events
 from tests.support.kafka_io import Record, create_topics, delete_topics_containing, produce, read_all
@@ -117,7 +118,7 @@ class Row:
 
 def render_outbox(run: str, messages: int, vorgaenge: int) -> tuple[list[Record], dict[str, int]]:
     """N rendered messages over the Vorgänge, interleaved; key, value and headers as the ingest stage writes them."""
-    [config] = [c for c in load_fachverfahren(PROJECT_ROOT / "config" / "fachverfahren") if c.name == "hundesteuer"]
+    [config] = [c for c in load_fachverfahren(data_path("fachverfahren")) if c.name == "hundesteuer"]
     adapter = build_adapter(config)
     renderer = MessageRenderer(XoevSettings())
     records: list[Record] = []
@@ -529,7 +530,7 @@ class TargetsResult:
 
 def render_targets_outbox(run: str, messages: int, vorgaenge: int) -> tuple[list[Record], dict[str, int]]:
     """The outbox of :func:`render_outbox`, every message with an antragsId (the ZBP needs one)."""
-    [config] = [c for c in load_fachverfahren(PROJECT_ROOT / "config" / "fachverfahren") if c.name == "hundesteuer"]
+    [config] = [c for c in load_fachverfahren(data_path("fachverfahren")) if c.name == "hundesteuer"]
     adapter = build_adapter(config)
     renderer = MessageRenderer(XoevSettings())
     records: list[Record] = []

@@ -1,8 +1,9 @@
 """The XÖV code lists of XAntragsstatus, read from their genericode files.
 
-The genericode files in ``schemas/xoev/codelisten/`` are the only place a code, its label or its properties are
-written down: the model validates against them, the renderer takes labels and list URIs from them, the lifecycle
-takes the terminal statuses from them. They are read once per process (:func:`codelists`) with the safe parser.
+The genericode files in ``rueckkanal/data/xoev/codelisten/`` (package data, :mod:`rueckkanal.resources`) are the
+only place a code, its label or its properties are written down: the model validates against them, the renderer
+takes labels and list URIs from them, the lifecycle takes the terminal statuses from them. They are read once per
+process (:func:`codelists`) with the safe parser.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from types import MappingProxyType
 
 from rueckkanal import safexml
 from rueckkanal.errors import ConfigError, DecodeError
+from rueckkanal.resources import data_path
 
-CODELIST_DIR = Path(__file__).resolve().parent.parent / "schemas" / "xoev" / "codelisten"
+CODELIST_DIR = data_path("xoev", "codelisten")
 _MAX_CODELIST_BYTES = 1024 * 1024
 
 

@@ -1,12 +1,12 @@
 """DIN SPEC 91379 character sets ("String.Latin+ 1.2"), read from the normative character list, and the text rules
 of XAntragsstatus built on them.
 
-The list ``schemas/xoev/din-spec-91379/latin_list_1.2.txt`` names every character and every defined sequence with
-its group (``bll`` letters, ``bnlreq``/``bnl``/``bnlopt``/``bnlnot`` non-letters N1–N4, ``dc`` combining diacritics,
-``gl``/``cl``/``enl`` the extended Greek, Cyrillic and non-letter groups). A datatype is a union of groups
-(:data:`DATATYPES`). One function builds the regular expression of a datatype; the XSD carries its output
-verbatim (``tests/unit/test_latinchars.py`` compares them) and the event model uses the same expression, so the
-model accepts exactly what the schema accepts.
+The list ``rueckkanal/data/xoev/din-spec-91379/latin_list_1.2.txt`` (package data) names every character and every
+defined sequence with its group (``bll`` letters, ``bnlreq``/``bnl``/``bnlopt``/``bnlnot`` non-letters N1–N4,
+``dc`` combining diacritics, ``gl``/``cl``/``enl`` the extended Greek, Cyrillic and non-letter groups). A datatype
+is a union of groups (:data:`DATATYPES`). One function builds the regular expression of a datatype; the XSD carries
+its output verbatim (``tests/unit/test_latinchars.py`` compares them) and the event model uses the same expression,
+so the model accepts exactly what the schema accepts.
 
 Rules of this module:
 
@@ -29,7 +29,9 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-LIST_PATH = Path(__file__).resolve().parent.parent / "schemas" / "xoev" / "din-spec-91379" / "latin_list_1.2.txt"
+from rueckkanal.resources import data_path
+
+LIST_PATH = data_path("xoev", "din-spec-91379", "latin_list_1.2.txt")
 
 #: Groups of DIN SPEC 91379 in the order of the list, with their German names (String.Latin+ 1.2).
 GROUPS: Mapping[str, str] = {
@@ -308,7 +310,8 @@ def to_sepa(value: str) -> str:
     return "".join(out)
 
 
-if __name__ == "__main__":  # pragma: no cover - prints the XSD patterns for schemas/xoev/xantragsstatus-2.0.xsd
+# Prints the XSD patterns for rueckkanal/data/xoev/xantragsstatus-2.0.0.xsd.
+if __name__ == "__main__":  # pragma: no cover
     import sys
     from xml.sax.saxutils import quoteattr
 

@@ -52,7 +52,7 @@ from rueckkanal.codelists import codelists
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
 from rueckkanal.latinchars import OutsideCharacterSet, Rule, TextRule
 
-# Character rules shared with the XSD (schemas/xoev/xantragsstatus-2.0.0.xsd): keep both in step.
+# Character rules shared with the XSD (rueckkanal/data/xoev/xantragsstatus-2.0.0.xsd): keep both in step.
 # URIs (RFC 3986) in a shape every URI parser agrees on: "%" only as an escape, one "#" at most, and an https
 # authority that is a host name with an optional numeric port. A source is an opaque URI such as a URN (no "//").
 _PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})"

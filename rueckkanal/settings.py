@@ -25,7 +25,10 @@ from pydantic_settings import (
 )
 
 from rueckkanal import __version__
+from rueckkanal.resources import data_path
 
+#: The source tree, for scripts, tests and benchmarks only: nothing read at run time is looked up here (an installed
+#: wheel has no source tree); run-time files are package data (rueckkanal/resources.py).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -473,7 +476,10 @@ class Settings(BaseSettings):
         description="more delivery targets beside `portal` (the default target), each its own consumer group; "
         "see rueckkanal/targets.py",
     )
-    fachverfahren_dir: Path = PROJECT_ROOT / "config" / "fachverfahren"
+    fachverfahren_dir: Path = Field(
+        data_path("fachverfahren"),
+        description="the Fachverfahren mappings (*.yaml); default: the ones shipped in the package",
+    )
     data_dir: Path = Field(
         Path("/tmp/rueckkanal"),  # noqa: S108  # local table state only; the changelog topic is the truth
         description="faust's local table store",

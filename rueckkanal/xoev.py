@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 
 from lxml import etree
 
@@ -28,13 +27,14 @@ from rueckkanal.codelists import CodeList, CodeLists, codelists
 from rueckkanal.errors import ConfigError, EventInvalid, Reason, RenderError
 from rueckkanal.lifecycle import VorgangState, corrects_current
 from rueckkanal.model import StatusEvent
+from rueckkanal.resources import data_path
 from rueckkanal.settings import BehoerdeSettings, XoevSettings
 
 #: The namespace carries the schema version, so that a new version can be read beside the old one.
 NAMESPACE = "urn:xoev-de:rueckkanal:xantragsstatus:schema:2.0.0"
 STANDARD = "XAntragsstatus"
 VERSION = "2.0.0"
-XSD_PATH = Path(__file__).resolve().parent.parent / "schemas" / "xoev" / "xantragsstatus-2.0.0.xsd"
+XSD_PATH = data_path("xoev", "xantragsstatus-2.0.0.xsd")
 #: Earlier versions of the standard, by namespace: a receiver answers their messages with V000.
 PREVIOUS_NAMESPACES = {"urn:xoev-de:rueckkanal:standard:xantragsstatus": "1.0"}
 
@@ -328,7 +328,8 @@ class QuittungTemplate:
         return RenderedAnswer(values[0], text.encode())
 
 
-# The XSD's patterns for the values a QuittungTemplate fills in as they are (schemas/xoev/xantragsstatus-2.0.0.xsd).
+# The XSD's patterns for the values a QuittungTemplate fills in as they are
+# (rueckkanal/data/xoev/xantragsstatus-2.0.0.xsd).
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _KENNUNG = re.compile(r"[!#-%(-;=?-~]{1,64}")  # [!-~]{1,64} without the characters XML would escape: "&'<>
 _ZEITPUNKT_MS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(Z|[+\-][0-9]{2}:[0-9]{2})")

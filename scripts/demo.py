@@ -42,6 +42,7 @@ from adapters.inbound.config import FachverfahrenConfig, build_adapter, load_fac
 from adapters.inbound.samples import read_sample
 from adapters.portal.sim.devca import issue, make_ca
 from rueckkanal.codelists import codelists
+from rueckkanal.resources import data_path
 from rueckkanal.settings import PROJECT_ROOT, Settings, TopicSettings
 from streams.app import kafka_client_options
 from streams.dlq import H_REASON, H_SOURCE, H_STAGE
@@ -263,10 +264,11 @@ class Run:
 
 
 def write_fachverfahren(run: Run) -> dict[str, FachverfahrenConfig]:
-    """Copies of config/fachverfahren/*.yaml whose topics carry the run id, so no run sees another's records."""
+    """Copies of the shipped mappings (rueckkanal/data/fachverfahren/*.yaml) whose topics carry the run id, so no run
+    sees another's records."""
     target = run.state_dir / "fachverfahren"
     target.mkdir(parents=True, exist_ok=True)
-    for path in sorted((ROOT / "config" / "fachverfahren").glob("*.yaml")):
+    for path in sorted(data_path("fachverfahren").glob("*.yaml")):
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
         config["topic"] = f"{config['topic']}.demo-{run.run_id}"
         (target / path.name).write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")

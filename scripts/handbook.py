@@ -3,7 +3,7 @@
     python scripts/handbook.py            write the handbook
     python scripts/handbook.py --check    exit 1 (and say what to run) if the committed handbook differs
 
-Everything in the handbook that describes the schema is read from ``schemas/xoev/xantragsstatus-2.0.0.xsd``, the
+Everything in the handbook that describes the schema is read from ``rueckkanal/data/xoev/xantragsstatus-2.0.0.xsd``, the
 genericode lists, the lifecycle table (``rueckkanal/lifecycle.py``) and the text rules (``rueckkanal/model.py``,
 ``rueckkanal/latinchars.py``); the prose around it is in this file. The output is deterministic (no dates, sorted
 where the sources have no order), so ``scripts/test.sh`` can regenerate it and compare.
@@ -199,7 +199,8 @@ def lifecycle_section() -> list[str]:
 
 def text_rules_section() -> list[str]:
     lines = [
-        "Die Zeichenliste ist `schemas/xoev/din-spec-91379/latin_list_1.2.txt` (String.Latin+ 1.2, die Zeichen der "
+        "Die Zeichenliste ist `rueckkanal/data/xoev/din-spec-91379/latin_list_1.2.txt` (String.Latin+ 1.2, die "
+        "Zeichen der "
         "DIN SPEC 91379:2019-03). Ein Datentyp ist eine Vereinigung von Gruppen; definierte Zeichenfolgen "
         "(Buchstabe mit kombinierenden Zeichen ohne eigenen Unicode-Punkt) zählen als ein Zeichen.",
         "",
@@ -315,7 +316,7 @@ def render() -> str:
             [
                 ["Namensraum", f"`{NAMESPACE}`"],
                 ["Version (Attribut `version`, fest)", VERSION],
-                ["Schema", f"`schemas/xoev/{XSD_PATH.name}`"],
+                ["Schema", f"`rueckkanal/data/xoev/{XSD_PATH.name}`"],
                 *[[f"frühere Version {v}", f"`{ns}` (Rückweisung V000)"] for ns, v in PREVIOUS_NAMESPACES.items()],
             ],
         ),

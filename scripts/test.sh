@@ -13,6 +13,8 @@ echo "== mypy"
 "$bin/mypy"
 echo "== message handbook (docs/xantragsstatus.md regenerated from the XSD and the code lists, must not differ)"
 "$bin/python" scripts/handbook.py --check
+echo "== dependency audit (pip-audit over the lock files; findings and decisions: docs/operations.md)"
+"$bin/python" scripts/audit.py requirements.lock requirements-dev.lock
 echo "== ops tools (helm, kubeconform, promtool: pinned, cached in ~/.cache/rueckkanal/tools)"
 bash scripts/tools.sh ensure
 

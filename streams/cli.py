@@ -14,7 +14,7 @@ from lxml import etree
 
 from adapters.inbound.config import FachverfahrenConfig, FachverfahrenConfigError, build_adapter, load_fachverfahren
 from adapters.inbound.samples import read_sample
-from rueckkanal import safexml
+from rueckkanal import __version__, safexml
 from rueckkanal.errors import ConfigError, DecodeError, InputRejected
 from rueckkanal.lifecycle import VorgangState
 from rueckkanal.settings import Settings
@@ -32,6 +32,21 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,  # tracebacks with locals could print secrets and payloads
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"rueckkanal {__version__}")
+        raise typer.Exit
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Rückkanal: application status from Fachverfahren to the citizen's portal, as XÖV messages."""
 
 
 @cli.command()

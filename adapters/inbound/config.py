@@ -1,4 +1,5 @@
-"""The Fachverfahren registry: one YAML file per Fachverfahren in ``config/fachverfahren/``, and the adapter for each.
+"""The Fachverfahren registry: one YAML file per Fachverfahren in one directory (``RK_FACHVERFAHREN_DIR``; default:
+the mappings shipped in ``rueckkanal/data/fachverfahren/``), and the adapter for each.
 
 A file names the Fachverfahren (``name``, the metric label ``source``), its Kafka ``topic``, its CloudEvents
 ``source`` URI, its ``format`` and the format's ``mapping``::

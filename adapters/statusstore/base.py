@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from importlib.resources import files
 from typing import Protocol
 
 from rueckkanal.errors import ConfigError
@@ -42,7 +42,7 @@ from rueckkanal.transparency import (
     StepQuery,
 )
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = files("adapters.statusstore") / "migrations"  # package data
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -56,11 +56,12 @@ class Migration:
 def migrations(backend: str) -> list[Migration]:
     """The migrations of ``backend`` in version order; a gap or a badly named file is a configuration error."""
     found = []
-    for path in sorted((MIGRATIONS_DIR / backend).glob("*.sql")):
+    sql_files = [path for path in (MIGRATIONS_DIR / backend).iterdir() if path.name.endswith(".sql")]
+    for path in sorted(sql_files, key=lambda path: path.name):
         match = _MIGRATION_NAME.match(path.name)
         if match is None:
             raise ConfigError(f"statusstore: migration file name {path.name!r} is not NNNN_name.sql")
-        found.append(Migration(int(match.group(1)), path.stem, path.read_text(encoding="utf-8")))
+        found.append(Migration(int(match.group(1)), path.name.removesuffix(".sql"), path.read_text(encoding="utf-8")))
     if [m.version for m in found] != list(range(1, len(found) + 1)):
         raise ConfigError(f"statusstore: {backend} migrations are not numbered 1, 2, 3, … without gaps")
     return found

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
+from importlib.resources import files
 
 import segno.helpers
 import structlog
@@ -44,7 +44,7 @@ from streams.status_web.texts import Lang
 
 log = structlog.get_logger("rueckkanal.status_web")
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = files("streams.status_web") / "static"  # package data
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )

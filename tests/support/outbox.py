@@ -7,6 +7,7 @@ from pathlib import Path
 from adapters.inbound.base import InboundRecord
 from adapters.inbound.config import build_adapter, load_fachverfahren
 from rueckkanal.lifecycle import Advanced, VorgangState, advance
+from rueckkanal.resources import data_path
 from rueckkanal.settings import Settings
 from rueckkanal.xoev import MessageRenderer
 from streams.ingest import outbox_headers
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def outbox_records(events: list[ValidEvent]) -> list[Record]:
     """The outbox records ingest would write for these Hundesteuer events, in the same order."""
-    [hundesteuer] = [fv for fv in load_fachverfahren(ROOT / "config" / "fachverfahren") if fv.name == "hundesteuer"]
+    [hundesteuer] = [fv for fv in load_fachverfahren(data_path("fachverfahren")) if fv.name == "hundesteuer"]
     adapter = build_adapter(hundesteuer)
     renderer = MessageRenderer(Settings().xoev)
     states: dict[str, VorgangState] = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from rueckkanal.resources import data_path
 from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ def pipeline_env(
     fv_dir = tmp_path / "fachverfahren"
     fv_dir.mkdir(parents=True, exist_ok=True)
     sources: dict[str, str] = {}
-    for path in sorted((ROOT / "config" / "fachverfahren").glob("*.yaml")):
+    for path in sorted(data_path("fachverfahren").glob("*.yaml")):
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
         config["topic"] = f"{config['topic']}.{unique}"
         sources[config["name"]] = config["topic"]

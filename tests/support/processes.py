@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,23 @@ class CliProcess:
     """``rueckkanal <args>`` in a child process, its stderr parsed line by line on a reader thread."""
 
     def __init__(
-        self, args: list[str], env: Mapping[str, str], cwd: Path | None = None, log_file: Path | None = None
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+        log_file: Path | None = None,
+        *,
+        program: Sequence[str] = (sys.executable, "-m", "streams"),
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
+        """``program`` is the command (an installed ``rueckkanal`` script, say); ``env`` is laid over ``base_env``
+        (default: this process's environment)."""
         self.lines: list[LogLine] = []
         self.log_file = log_file  # every raw line is kept there too, for a post-mortem of a failed test
         self._queue: queue.Queue[LogLine | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", *args],
-            env={**os.environ, **env},
+            [*program, *args],
+            env={**(os.environ if base_env is None else base_env), **env},
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -10,9 +10,10 @@ from typing import Any
 from adapters.inbound.config import FachverfahrenConfig, build_adapter, load_fachverfahren
 from adapters.inbound.samples import read_sample
 from rueckkanal.model import StatusEvent
+from rueckkanal.resources import data_path
 from rueckkanal.settings import PROJECT_ROOT
 
-FACHVERFAHREN_DIR = PROJECT_ROOT / "config" / "fachverfahren"
+FACHVERFAHREN_DIR = data_path("fachverfahren")
 EXAMPLES_DIR = PROJECT_ROOT / "config" / "examples"
 FIXTURES_DIR = PROJECT_ROOT / "tests" / "fixtures"
 #: The erstellungszeitpunkt of every golden message.

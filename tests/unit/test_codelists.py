@@ -9,6 +9,7 @@ from lxml import etree
 
 from rueckkanal.codelists import CODELIST_DIR, codelists, read_genericode
 from rueckkanal.errors import ConfigError
+from rueckkanal.settings import PROJECT_ROOT
 from rueckkanal.xoev import XSD_PATH
 
 XS = "{http://www.w3.org/2001/XMLSchema}"
@@ -76,6 +77,6 @@ def test_a_broken_list_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_the_readme_status_table_matches_the_code_list() -> None:
-    readme = (CODELIST_DIR.parent.parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     for code, row in codelists().antragsstatus.rows.items():
         assert f"| {code} | {row['label']} |" in readme

@@ -78,9 +78,10 @@ def test_every_shipped_fachverfahren_names_the_leistungen_of_its_examples() -> N
     import json
 
     from adapters.inbound.config import load_fachverfahren
+    from rueckkanal.resources import data_path
     from rueckkanal.settings import PROJECT_ROOT
 
-    configs = {fv.name: fv for fv in load_fachverfahren(PROJECT_ROOT / "config" / "fachverfahren")}
+    configs = {fv.name: fv for fv in load_fachverfahren(data_path("fachverfahren"))}
     for name, fv in configs.items():
         keys = set(fv.leistungen)
         fixed = getattr(fv.mapping, "leistung", None)
