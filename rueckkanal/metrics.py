@@ -159,7 +159,6 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        self.step_duration = step_duration_histogram(registry)
         self.end_to_end_latency = Histogram(
             "rueckkanal_end_to_end_latency_seconds",
             "From the event's status time to the portal's receipt",

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from tests.integration.test_status_web import status_web_env
 from tests.ops.logcheck import leaks, unstructured
 from tests.ops.prometheus import poll, prometheus
 from tests.ops.tooling import alert_rules, catalogue_samples, dashboard_exprs, referenced_metrics
@@ -135,29 +136,50 @@ def test_prometheus_scrapes_every_metric_of_the_catalogue_the_dashboard_and_the_
         RK_TARGETS__ZBP__SIGNING_CERT=str(zbp_signing.cert_path),
     )
     target = f"127.0.0.1:{env['RK_WEB__PORT']}"
+    # status-web exports its own series (the step durations of the dashboard among them) on its internal port.
+    site_env = status_web_env(
+        {k: env[k] for k in ("RK_KAFKA__BOOTSTRAP", "RK_APP_ID", "RK_TOPICS__OUTBOX")},
+        tmp_path,
+        unique,
+        f"sqlite:///{tmp_path / 'status-web.sqlite3'}",
+        RK_STATUS_WEB__PUBLISH_TRACKING="false",
+    )
+    site_target = f"127.0.0.1:{site_env['RK_STATUS_WEB__INTERNAL_PORT']}"
     expected = set(catalogue_samples()) | referenced_metrics()
-    with running_worker(env) as worker, prometheus(tmp_path, {"rueckkanal": [target]}) as prom:
-        worker.wait_for_event("worker ready", timeout=WORKER_START_TIMEOUT)
-
-        def scraped_up() -> bool:
-            return any(t["health"] == "up" and t["labels"]["instance"] == target for t in prom.targets())
-
-        poll(scraped_up, timeout=60, what=f"prometheus scraping {target}")
+    jobs = {"rueckkanal": [target], "rueckkanal-status-web": [site_target]}
+    with running_worker(env) as worker, prometheus(tmp_path, jobs) as prom:
+        worker.wait_for_event("worker ready", timeout=WORKER_START_TIMEOUT)  # the worker creates the outbox
+        site = CliProcess(["status-web"], env=site_env, log_file=tmp_path / "status-web.log")
         try:
-            poll(lambda: expected <= prom.names(), timeout=60, what="every expected metric in prometheus")
-        except TimeoutError:
-            missing = sorted(expected - prom.names())
-            pytest.fail(f"not scraped from a running worker: {missing}")
-        # Every query of the dashboard and every alert expression evaluates against the scraped data.
-        queries = [
-            expr.replace("$__rate_interval", "1m").replace("$job", "rueckkanal").replace("$instance", ".*")
-            for expr in dashboard_exprs()
-        ] + [rule["expr"] for rule in alert_rules()]
-        for query in queries:
-            answer = prom.api("query", query=query)
-            assert answer["status"] == "success", (query, answer)
-        up = prom.api("query", query='up{job="rueckkanal"}')["data"]["result"]
-        assert [sample["value"][1] for sample in up] == ["1"]
+            site.wait_for_event("status-web ready", timeout=WORKER_START_TIMEOUT)
+            _scraped_everything(prom, [target, site_target], expected)
+        finally:
+            site.terminate()
+
+
+def _scraped_everything(prom: Any, targets: list[str], expected: set[str]) -> None:
+    """Every expected series is in Prometheus, and every dashboard query and alert expression evaluates on it."""
+
+    def scraped_up() -> bool:
+        up = {t["labels"]["instance"] for t in prom.targets() if t["health"] == "up"}
+        return set(targets) <= up
+
+    poll(scraped_up, timeout=60, what=f"prometheus scraping {targets}")
+    try:
+        poll(lambda: expected <= prom.names(), timeout=60, what="every expected metric in prometheus")
+    except TimeoutError:
+        missing = sorted(expected - prom.names())
+        pytest.fail(f"not scraped from the running worker and status-web: {missing}")
+    # Every query of the dashboard and every alert expression evaluates against the scraped data.
+    queries = [
+        expr.replace("$__rate_interval", "1m").replace("$job", "rueckkanal").replace("$instance", ".*")
+        for expr in dashboard_exprs()
+    ] + [rule["expr"] for rule in alert_rules()]
+    for query in queries:
+        answer = prom.api("query", query=query)
+        assert answer["status"] == "success", (query, answer)
+    up = prom.api("query", query='up{job="rueckkanal"}')["data"]["result"]
+    assert [sample["value"][1] for sample in up] == ["1"]
 
 
 # Markers that must never reach a log line: extend with the Vorgang ids and payload fragments of any traffic a test

@@ -14,6 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from rueckkanal.metrics import Metrics
+from streams.status_web.metrics import StatusWebMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "rueckkanal"
@@ -75,10 +76,13 @@ _SAMPLE_SUFFIXES = {
 
 
 @cache
-def catalogue_samples() -> frozenset[str]:
-    """Every sample name the metric catalogue (rueckkanal/metrics.py) exposes, histograms as _bucket/_sum/_count."""
+def catalogue_samples(*, status_web: bool = True) -> frozenset[str]:
+    """Every sample name the metric catalogue exposes, histograms as _bucket/_sum/_count: the worker's
+    (rueckkanal/metrics.py) and, unless ``status_web`` is False, status-web's (streams/status_web/metrics.py)."""
     registry = CollectorRegistry()
     Metrics(registry)
+    if status_web:
+        StatusWebMetrics(registry)
     names: set[str] = set()
     for family in registry.collect():
         for suffix in _SAMPLE_SUFFIXES[family.type]:
