@@ -24,7 +24,7 @@ from rueckkanal.xoev import MessageRenderer
 from streams.app import create_pipeline
 from streams.ingest import IngestStage
 from streams.partitioner import vorgang_partition
-from tests.support.events import SOURCE, TYPE
+from tests.support.events import SOURCE, status_event
 from tests.unit.factories import FACHVERFAHREN_DIR
 
 PARTITIONS = 3
@@ -99,28 +99,9 @@ def _stage(
 
 
 def _event(vorgang: str, step: int, status: str, when: datetime, suffix: str = "") -> _Event:
-    data = {
-        "vorgangId": vorgang,
-        "leistung": "99108001000000",
-        "status": status,
-        "statusZeit": when.isoformat(),
-        "postfachReferenz": "bundid:postfach:00000001",
-        **({"entscheidung": "01"} if status == "400" else {}),
-        **({"frist": "2024-04-30"} if status == "410" else {}),
-    }
-    event_id = f"{vorgang}-e{step}{suffix}"
-    headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", event_id.encode()),
-        ("ce_source", SOURCE.encode()),
-        ("ce_type", TYPE.encode()),
-        ("ce_time", when.isoformat().encode()),
-        ("content-type", b"application/json"),
-    ]
+    key, value, headers = status_event(vorgang, step, status, when, suffix).record
     partition = vorgang_partition(vorgang, PARTITIONS)
-    return _Event(
-        _Message("fv.hundesteuer.status", partition, step, vorgang.encode(), json.dumps(data).encode(), headers)
-    )
+    return _Event(_Message("fv.hundesteuer.status", partition, step, key, value, headers))
 
 
 def _lifecycle(vorgang: str, last: str | None, when: datetime = CLOSED) -> list[_Event]:
