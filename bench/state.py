@@ -213,6 +213,10 @@ async def main_async(args: argparse.Namespace) -> None:
     marker = unique("bench-state")
     workdir = Path(tempfile.mkdtemp(prefix="bench-state-"))
     try:
+        if args.vorgaenge == 0:  # the backlog alone
+            rows = await backlog(bootstrap, workdir, args.partitions, args.backlog)
+            print(markdown_table(["backlog", "", "time", "figure"], rows))
+            return
         pipeline = pipeline_env(bootstrap, marker, workdir, partitions=args.partitions)
         await create_topics(bootstrap, pipeline.source_topics.values(), args.partitions)
         changelog = f"{pipeline.app_id}-vorgaenge-changelog"
@@ -262,7 +266,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vorgaenge", type=int, default=1_000_000)
+    parser.add_argument("--vorgaenge", type=int, default=1_000_000, help="0: only the backlog drain")
     parser.add_argument("--tail", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--backlog", type=int, default=0, help="source events to drain afterwards (0: none)")

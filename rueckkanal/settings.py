@@ -166,8 +166,8 @@ class StateSettings(_Section):
     standby_replicas: int = Field(
         1, ge=0, description="workers that keep a warm copy of each partition's state (faust table_standby_replicas)"
     )
-    rocksdb_block_cache_mb: int = Field(8, ge=1, description="RocksDB block cache per partition")
-    rocksdb_write_buffer_mb: int = Field(8, ge=1, description="RocksDB memtable size per partition (two of them)")
+    rocksdb_block_cache_mb: int = Field(4, ge=1, description="RocksDB block cache per partition")
+    rocksdb_write_buffer_mb: int = Field(4, ge=1, description="RocksDB memtable size per partition (two of them)")
 
 
 class DeliverySettings(_Section):

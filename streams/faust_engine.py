@@ -381,9 +381,11 @@ class LifecycleTable(faust.Table[str, Any]):
         self._recovery_started: float | None = None
         self.recovered_records = 0
 
+    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+        self._recovery_started = asyncio.get_running_loop().time()
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
     def apply_changelog_batch(self, batch: Any) -> None:
-        if self._recovery_started is None:
-            self._recovery_started = asyncio.get_running_loop().time()
         for event in batch:
             self._applied[event.message.tp] += 1
         super().apply_changelog_batch(batch)
