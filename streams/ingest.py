@@ -14,6 +14,9 @@ the events topic (streams/partitioner.py). The decisions are the step's; this sh
   outbox with the same nachrichtenUUID, never a gap).
 * Metrics and the one outcome line per record are written here, from the outcome; an outboxed record's line only
   once the outbox has it.
+* Every state change, a batch's new states and the retention sweep's removals alike, takes one path
+  (``_write_state``): the changelog records, their acknowledgements, then the local store with their offsets
+  (streams/faust_engine.py, ``LocalState``). A batch and a sweep never interleave.
 
 Why the paths and the Table are as they are, and what faust needed for it: docs/architecture.md.
 """
