@@ -111,6 +111,11 @@ class Metrics:
             ["source", "reason"],
             registry=registry,
         )
+        self.lifecycle_state_expired = Counter(
+            "rueckkanal_lifecycle_state_expired_total",
+            "Closed Vorgänge removed from the lifecycle state after the retention (settings state.retention_days)",
+            registry=registry,
+        )
         self.messages_rendered = Counter(
             "rueckkanal_messages_rendered_total",
             "XÖV messages rendered, validated and written to the outbox",

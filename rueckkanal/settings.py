@@ -145,6 +145,34 @@ class IngestSettings(_Section):
     )
 
 
+class StateSettings(_Section):
+    """The ingest's lifecycle state (the faust Table ``vorgaenge``): its local store, retention and standbys.
+
+    Why these defaults: docs/operations.md, "Lifecycle state".
+    """
+
+    store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="rocksdb: on disk under data_dir, a restart with the store intact reads only the changelog's "
+        "tail; memory: every start reads the whole changelog and every Vorgang stays in RAM (tests)",
+    )
+    retention_days: float = Field(
+        400.0,
+        gt=0,
+        description="a Vorgang in a terminal status (420, 500, 510) is removed from the state this long after its "
+        "last status time: a year without Rechtsbehelfsbelehrung (VwGO § 58) plus Bekanntgabe and margin",
+    )
+    sweep_interval_s: float = Field(60.0, gt=0, description="how often the retention sweep runs")
+    sweep_max_keys: int = Field(
+        20_000, ge=1, description="Vorgänge the sweep examines per run, over all partitions this worker holds"
+    )
+    standby_replicas: int = Field(
+        1, ge=0, description="workers that keep a warm copy of each partition's state (faust table_standby_replicas)"
+    )
+    rocksdb_block_cache_mb: int = Field(4, ge=1, description="RocksDB block cache per partition")
+    rocksdb_write_buffer_mb: int = Field(4, ge=1, description="RocksDB memtable size per partition (two of them)")
+
+
 class DeliverySettings(_Section):
     """How the delivery stage paces itself; see streams/delivery for why each bound exists."""
 
@@ -468,6 +496,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     xoev: XoevSettings = XoevSettings()
     ingest: IngestSettings = IngestSettings()
+    state: StateSettings = StateSettings()
     delivery: DeliverySettings = DeliverySettings()
     portal: PortalSettings = PortalSettings()
     status_web: StatusWebSettings = StatusWebSettings()

@@ -104,7 +104,8 @@ def create_pipeline(settings: Settings) -> Pipeline:
         broker=broker_urls(settings.kafka),
         broker_credentials=broker_credentials(settings.kafka),
         autodiscover=False,
-        store="memory://",
+        store=f"{settings.state.store}://",  # the lifecycle Table's (streams/ingest.py, docs/operations.md)
+        table_standby_replicas=settings.state.standby_replicas,
         datadir=str(settings.data_dir / settings.app_id),
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,

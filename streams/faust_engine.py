@@ -21,19 +21,26 @@ The rules this module keeps for the ingest worker:
   older generation; none reaches a queue here, because suspend, pause and clear happen in one step and nothing
   fills faust's producer buffer. Keep it so: never ``send_soon`` and never write the Table through
   ``table[key]`` (streams/ingest.py writes the changelog itself).
+* **The Table's local store** (:class:`LocalState`) is read and written by partition, never through faust's
+  ``current_event``; a partition's changes and the changelog offset they reached are written together, after the
+  broker acknowledged them, so a restart with an intact RocksDB store reads only the changelog's tail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import aiokafka
 import aiokafka.errors
 import faust
+import rocksdict
 import structlog
+from faust.stores import rocksdb as faust_rocksdb
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.objects import cached_property
@@ -340,3 +347,155 @@ def track_faust_consumer(app: faust.App, readiness: Readiness, progress: Progres
 
 def _or_none(value: int | None, default: int | None) -> int | None:
     return default if value is None else value
+
+
+# -- the lifecycle Table and its local store ------------------------------------------------------------------------
+
+MB = 1024 * 1024
+state_log = structlog.get_logger("rueckkanal.state")
+
+
+def rocksdb_options(block_cache_mb: int, write_buffer_mb: int) -> dict[str, Any]:
+    """faust's RocksDB options for one partition's database (faust's defaults: a 2 GiB block cache and three
+    64 MiB memtables, per partition). The store keeps its data on disk; RAM holds the memtables being filled, the
+    block cache and the index and filter blocks."""
+    return {
+        "block_cache_size": block_cache_mb * MB,
+        "write_buffer_size": write_buffer_mb * MB,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": 4 * write_buffer_mb * MB,
+        "max_open_files": 256,
+    }
+
+
+class LifecycleTable(faust.Table[str, Any]):
+    """faust's Table that counts the changelog records its recovery reads, and says so once it is done.
+
+    ``recovered_records`` is the number of changelog records applied to actively assigned partitions by the last
+    recovery: the whole changelog with the memory store, only its tail with a RocksDB store that was intact.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._applied: defaultdict[Any, int] = defaultdict(int)  # changelog partition → records since the last end
+        self._recovery_started: float | None = None
+        self.recovered_records = 0
+
+    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+        self._recovery_started = asyncio.get_running_loop().time()
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        for event in batch:
+            self._applied[event.message.tp] += 1
+        super().apply_changelog_batch(batch)
+
+    async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        mine = {tp for tp in active_tps if tp.topic == self.changelog_topic.get_topic_name()}
+        self.recovered_records = sum(n for tp, n in self._applied.items() if tp in mine)
+        standby = sum(n for tp, n in self._applied.items() if tp not in mine)
+        started, self._recovery_started = self._recovery_started, None
+        seconds = asyncio.get_running_loop().time() - started if started is not None else 0.0
+        self._applied.clear()
+        state_log.info(
+            "lifecycle state recovered",
+            records_read=self.recovered_records,
+            standby_records_read=standby,
+            active_partitions=len(mine),
+            seconds=round(seconds, 3),
+            store=self.data.__class__.__module__.rsplit(".", 1)[-1],
+        )
+
+
+class LocalState:
+    """The lifecycle Table's local store, read and written by partition, never through faust's ``current_event``.
+
+    faust's stores find a key's partition through the event being processed; the ingest processes batches of
+    records from many partitions and writes the changelog itself, so it names the partition. The rule that keeps
+    recovery exact: a partition's state changes and the changelog offset they reached are written together (one
+    RocksDB write batch), and only after the broker has acknowledged those changelog records, as faust's own
+    ``table[key] = value`` does through ``set_persisted_offset``. A crash before that write leaves an older offset,
+    so the next recovery reads the records again; it can never record an offset whose records it lacks.
+
+    On the memory store the changes go to its dict (and its key → partition index, so that a revoked partition's
+    keys are dropped as faust drops its own); it has no offsets: every start reads the whole changelog.
+    """
+
+    def __init__(self, table: LifecycleTable) -> None:
+        self.table = table
+
+    def recovering(self) -> bool:
+        """Whether the group is rebalancing or the Table recovering: the local state is not complete then."""
+        app: Any = self.table.app
+        return bool(app.rebalancing or app.tables.recovery.in_recovery)
+
+    @property
+    def _store(self) -> Any:
+        return self.table.data
+
+    @property
+    def persistent(self) -> bool:
+        return bool(isinstance(self._store, faust_rocksdb.Store))
+
+    def get(self, partition: int, key: str, key_bytes: bytes) -> Any | None:
+        """The stored value of ``key`` on ``partition`` (the decoded JSON), or None."""
+        store = self._store
+        if not self.persistent:
+            return store.data.get(key)
+        raw = store._db_for_partition(partition).get(key_bytes)
+        return None if raw is None else store._decode_value(raw)
+
+    def apply(self, partition: int, changes: Sequence[Change], offset: int) -> None:
+        """Write ``changes`` (a value of None deletes) and the changelog ``offset`` they reached, at once."""
+        store = self._store
+        if not self.persistent:
+            for change in changes:
+                if change.value is None:
+                    store.data.pop(change.key, None)
+                    store._key_partition.pop(change.key, None)
+                else:
+                    store.data[change.key] = change.value
+                    store._key_partition[change.key] = partition
+            return
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for change in changes:
+            if change.value_bytes is None:
+                batch.delete(change.key_bytes)
+            else:
+                batch.put(change.key_bytes, change.value_bytes)
+        batch.put(store.offset_key, str(offset).encode())
+        store._db_for_partition(partition).write(batch)
+
+    def scan(self, partition: int, after: bytes | None, limit: int) -> list[tuple[bytes, str, Any]]:
+        """Up to ``limit`` entries of ``partition`` after the cursor ``after`` (None: from the first), in key order,
+        as (cursor, key, decoded value)."""
+        store = self._store
+        if not self.persistent:
+            keys = (k for k, p in store._key_partition.items() if p == partition)
+            page = heapq.nsmallest(limit, (k.encode() for k in keys if after is None or k.encode() > after))
+            return [(c, c.decode(), store.data.get(c.decode())) for c in page]
+        entries: list[tuple[bytes, str, Any]] = []
+        it = store._db_for_partition(partition).iter()
+        if after is None:
+            it.seek_to_first()
+        else:
+            it.seek(after)
+            if it.valid() and it.key() == after:
+                it.next()
+        while it.valid() and len(entries) < limit:
+            key_bytes = it.key()
+            if key_bytes != store.offset_key:
+                entries.append((key_bytes, store._decode_key(key_bytes), store._decode_value(it.value())))
+            it.next()
+        return entries
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One key's new value in the local store, decoded and as its changelog record has it; None deletes it."""
+
+    key: str
+    key_bytes: bytes
+    value: Any | None
+    value_bytes: bytes | None

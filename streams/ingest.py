@@ -14,15 +14,20 @@ the events topic (streams/partitioner.py). The decisions are the step's; this sh
   outbox with the same nachrichtenUUID, never a gap).
 * Metrics and the one outcome line per record are written here, from the outcome; an outboxed record's line only
   once the outbox has it.
+* Every state change, a batch's new states and the retention sweep's removals alike, takes one path
+  (``_write_state``): the changelog records, their acknowledgements, then the local store with their offsets
+  (streams/faust_engine.py, ``LocalState``). A batch and a sweep never interleave.
 
 Why the paths and the Table are as they are, and what faust needed for it: docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
@@ -32,10 +37,12 @@ from adapters.inbound.base import InboundRecord
 from adapters.inbound.config import FachverfahrenConfig
 from rueckkanal.lifecycle import Policy, VorgangState
 from rueckkanal.metrics import Metrics
+from rueckkanal.retention import expired_keys
 from rueckkanal.tracecontext import valid_traceparent
 from rueckkanal.xoev import MessageRenderer
 from streams.app import Pipeline
 from streams.dlq import RECORD_HEADROOM, record_refused
+from streams.faust_engine import Change, LifecycleTable, LocalState, rocksdb_options
 from streams.headers import H_TRACEPARENT, Headers, header_bytes
 from streams.ingest_step import (
     UNKNOWN_SOURCE,
@@ -60,6 +67,7 @@ log = structlog.get_logger("rueckkanal.ingest")
 # stream waits at most this long before its record is processed.
 BATCH_SIZE = 2000
 BATCH_WITHIN_SECONDS = 0.005
+TABLE_NAME = "vorgaenge"
 EX_KAFKA_UNAVAILABLE = 75  # EX_TEMPFAIL: the orchestrator restarts us, the unacknowledged batch is read again
 
 
@@ -96,13 +104,26 @@ class IngestStage:
         self.pipeline = pipeline
         self.metrics = metrics
         app = pipeline.app
-        self.table = app.Table(
-            "vorgaenge",
+        state = pipeline.settings.state
+        self.table = LifecycleTable(
+            app,
+            name=TABLE_NAME,
             default=None,
+            beacon=app.tables.beacon,
             key_type=str,  # a Table's keys and values are JSON in its changelog: the Vorgang key, the state dict
             value_type=None,
-            partitions=pipeline.settings.topics.partitions,  # = the events topic's: co-partitioned (see _remember)
+            partitions=pipeline.settings.topics.partitions,  # = the events topic's: co-partitioned (_remember)
+            store=f"{state.store}://",
+            options=rocksdb_options(state.rocksdb_block_cache_mb, state.rocksdb_write_buffer_mb),
         )
+        app.tables.add(self.table)
+        self.state = LocalState(self.table)
+        self.retention = timedelta(days=state.retention_days)
+        self.sweep_max_keys = state.sweep_max_keys
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._cursors: dict[int, bytes] = {}  # where the sweep stopped in a partition it has not finished
+        self._sweep_at = 0  # the partition the next sweep starts with
+        self._lock = asyncio.Lock()  # a batch and a sweep never interleave: both read and write the state
         self.events_topic = pipeline.topics.events.get_topic_name()
         self.step = IngestStep(
             fachverfahren,
@@ -128,6 +149,7 @@ class IngestStage:
             value_serializer="raw",
         )
         app.agent(topic, name="rueckkanal.ingest")(self._agent)
+        app.timer(state.sweep_interval_s, name="rueckkanal.retention")(self._timed_sweep)
 
     @property
     def source_topics(self) -> list[str]:
@@ -160,9 +182,14 @@ class IngestStage:
             path = "in place" if topic in self.step.in_place else "rerouted through " + self.events_topic
             log.info("source path", source=fv.name, topic=topic, partitions=partition_counts.get(topic), path=path)
 
+    @property
+    def changelog_topic_name(self) -> str:
+        return str(self.table.changelog_topic.get_topic_name())
+
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream):
-            await self._guarded(self._batch(batch))
+            async with self._lock:
+                await self._guarded(self._batch(batch))
 
     async def _batch(self, batch: Sequence[faust.EventT[bytes]]) -> None:
         self._refresh_held()
@@ -172,14 +199,17 @@ class IngestStage:
         sent: list[_Sent] = []
         step = self.step.step
         stored = self._stored_state
+        partition = 0  # the record's: in place or on the events topic, a Vorgang's state is on its partition
 
         def state_of(key: str) -> VorgangState | None:
             known = latest.get(key)
-            return known.state if known is not None else stored(key)
+            return known.state if known is not None else stored(partition, key)
 
         for event in batch:
             started = time.perf_counter()
-            outcome = step(_record(event.message), state_of)
+            record = _record(event.message)
+            partition = record.partition
+            outcome = step(record, state_of)
             if isinstance(outcome, Outboxed):
                 latest[outcome.key] = outcome
                 outboxed.append((outcome, started))
@@ -291,21 +321,87 @@ class IngestStage:
         The changelog records go to the Vorgang's partition (faust restores changelog partition *p* on the worker
         that owns events partition *p*), and are awaited before the batch is acknowledged.
         """
+        changes = []
+        for key, done in last.items():
+            value = done.state.to_dict()
+            changes.append((done.partition, self._change(key, value)))
+        await self._write_state(changes)
+
+    def _change(self, key: str, value: dict[str, Any] | None) -> Change:
+        changelog = self.table.changelog_topic
+        key_bytes, _ = changelog.prepare_key(key, None)
+        value_bytes = None if value is None else cast(bytes, changelog.prepare_value(value, None)[0])
+        return Change(key, cast(bytes, key_bytes), value, value_bytes)
+
+    async def _write_state(self, changes: Sequence[tuple[int, Change]]) -> None:
+        """Write state changes to the changelog, wait for the broker, then to the local store with their offsets.
+
+        The one path of every state change (a batch's new states, the sweep's tombstones), so that the changelog
+        and the local store agree (streams/faust_engine.py, :class:`LocalState`).
+        """
         changelog = self.table.changelog_topic
         name = changelog.get_topic_name()
         sent = []
-        for key, done in last.items():
-            value = done.state.to_dict()
-            key_bytes, _ = changelog.prepare_key(key, None)
-            value_bytes, _ = changelog.prepare_value(value, None)
-            write = Write(name, cast(bytes, key_bytes), cast(bytes, value_bytes), [], done.partition)
+        for partition, change in changes:
+            write = Write(name, change.key_bytes, change.value_bytes, [], partition)
             sent.append(await self._write(write, changelog))
-            self.table.data[key] = value
-        await self._acknowledged(sent)
+        acks = await self._acknowledged(sent)
+        by_partition: dict[int, list[Change]] = {}
+        offsets: dict[int, int] = {}
+        for (partition, change), ack in zip(changes, acks, strict=True):
+            by_partition.setdefault(partition, []).append(change)
+            offsets[partition] = max(offsets.get(partition, -1), int(ack.offset))
+        for partition, applied in by_partition.items():
+            self.state.apply(partition, applied, offsets[partition])
 
-    def _stored_state(self, key: str) -> VorgangState | None:
-        stored = self.table.get(key)
+    def _stored_state(self, partition: int, key: str) -> VorgangState | None:
+        stored = self.state.get(partition, key, self._change(key, None).key_bytes)
         return VorgangState.from_dict(stored) if stored is not None else None
+
+    # -- retention -----------------------------------------------------------------------------------------------
+
+    async def _timed_sweep(self) -> None:
+        try:
+            await self.sweep()
+        except KafkaUnavailable:
+            log.warning("retention sweep could not write its tombstones; the next run tries again")
+
+    async def sweep(self) -> int:
+        """One bounded run of the retention sweep; returns the number of Vorgänge removed.
+
+        Examines at most ``sweep_max_keys`` stored states, continuing where the last run stopped, over the events
+        partitions this worker holds, and removes the expired ones (:func:`rueckkanal.retention.expired_keys`)
+        through the state's one write path: a tombstone in the changelog, then the local store. Skipped while the
+        group rebalances or the Table recovers: the state of a partition being recovered is not complete yet.
+        """
+        async with self._lock:
+            if self.state.recovering():
+                return 0
+            self._refresh_held()
+            held = sorted(self.step.held)
+            now = self.clock()
+            budget = self.sweep_max_keys
+            expired: list[tuple[int, Change]] = []
+            for partition in _rotated(held, self._sweep_at):
+                if budget <= 0:
+                    break
+                page = self.state.scan(partition, self._cursors.get(partition), budget)
+                budget -= len(page)
+                if budget > 0:  # the partition's end: the next run starts it over, after the others
+                    self._cursors.pop(partition, None)
+                    self._sweep_at = partition + 1
+                else:
+                    self._cursors[partition] = page[-1][0]
+                    self._sweep_at = partition
+                for key in expired_keys(((key, value) for _, key, value in page), now, self.retention):
+                    expired.append((partition, self._change(key, None)))
+            for partition in [p for p in self._cursors if p not in self.step.held]:
+                del self._cursors[partition]
+            if expired:
+                await self._write_state(expired)
+                self.metrics.lifecycle_state_expired.inc(len(expired))
+                log.info("closed Vorgänge removed from the lifecycle state", removed=len(expired))
+            return len(expired)
 
     # -- writing -------------------------------------------------------------------------------------------------
 
@@ -334,18 +430,21 @@ class IngestStage:
         self._dead_lettered(replacement, time.perf_counter())
         return replacement.write
 
-    async def _acknowledged(self, sent: Sequence[_Sent]) -> None:
-        """Wait until the broker has acknowledged every write, or its replacement where it refused the record."""
+    async def _acknowledged(self, sent: Sequence[_Sent]) -> list[Any]:
+        """Wait until the broker has acknowledged every write, or its replacement where it refused the record;
+        return the acknowledgements (aiokafka's ``RecordMetadata``), in order."""
+        acks = []
         for current in sent:
             while True:
                 try:
-                    await current.ack
+                    acks.append(await current.ack)
                     break
                 except Exception as error:
                     if current.write.instead is None or not record_refused(error):
                         raise KafkaUnavailable("a write was not acknowledged") from error
                     log.warning("record refused by the broker", error_class=type(error).__name__)
                     current = await self._write(self._replacement(current.write))
+        return acks
 
     async def _send(
         self,
@@ -372,6 +471,11 @@ class IngestStage:
         except Exception:
             log.critical("cannot write to Kafka; exiting without acknowledging the batch", exc_info=True)
             os._exit(EX_KAFKA_UNAVAILABLE)
+
+
+def _rotated(partitions: list[int], start: int) -> list[int]:
+    """The partitions in the order a sweep visits them: from ``start`` on, then round from the first."""
+    return [p for p in partitions if p >= start] + [p for p in partitions if p < start]
 
 
 def _batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[faust.EventT[bytes]]]:

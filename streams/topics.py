@@ -35,6 +35,8 @@ MIN_INSYNC = "min.insync.replicas"
 RETENTION_MS = "retention.ms"
 RETENTION_BYTES = "retention.bytes"
 CLEANUP_POLICY = "cleanup.policy"
+DELETE_RETENTION_MS = "delete.retention.ms"
+MIN_TOMBSTONE_MS = 24 * 3600 * 1000
 MAX_MESSAGE_BYTES = "max.message.bytes"
 KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # the broker's message.max.bytes unless its operator changed it
 
@@ -59,7 +61,9 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)  # applied when the worker creates the topic
 
 
-def pipeline_topics(settings: Settings, source_topics: Iterable[str]) -> list[TopicSpec]:
+def pipeline_topics(settings: Settings, source_topics: Iterable[str], changelog: str | None = None) -> list[TopicSpec]:
+    """The topics the worker creates if missing; ``changelog`` is the lifecycle Table's (with the ingest stage),
+    compacted and co-partitioned with the events topic, created here so that it is checked like the others."""
     t = settings.topics
     durable = {MIN_INSYNC: str(t.insync_replicas)}
     configs = {
@@ -67,9 +71,12 @@ def pipeline_topics(settings: Settings, source_topics: Iterable[str]) -> list[To
         t.receipts: durable | {RETENTION_MS: str(t.receipts_retention_ms)},
     }
     exact = [t.events, t.outbox]
+    if changelog is not None:
+        exact.append(changelog)
+        configs[changelog] = durable | {CLEANUP_POLICY: "compact"}
     sources = sorted(set(source_topics)) if t.create_source_topics else []
     loose = [t.dlq, t.receipts, *sources]
-    return [TopicSpec(name, t.partitions, t.replication_factor, True, durable) for name in exact] + [
+    return [TopicSpec(name, t.partitions, t.replication_factor, True, configs.get(name, durable)) for name in exact] + [
         TopicSpec(name, t.partitions, t.replication_factor, False, configs.get(name, durable))
         for name in loose
         if name not in exact
@@ -149,7 +156,9 @@ class Finding:
     refuse: bool
 
 
-def check_topic_configs(topics: TopicSettings, configs: Mapping[str, Mapping[str, str]]) -> list[Finding]:
+def check_topic_configs(
+    topics: TopicSettings, configs: Mapping[str, Mapping[str, str]], changelog: str | None = None
+) -> list[Finding]:
     """Compare the pipeline's existing topics with the settings.
 
     Refused (a guarantee breaks): the DLQ keeping dead letters shorter than ``topics.dlq_retention_ms``, by time or
@@ -159,8 +168,10 @@ def check_topic_configs(topics: TopicSettings, configs: Mapping[str, Mapping[str
     Warned (an operator may have chosen it): receipts kept shorter than ``topics.receipts_retention_ms``;
     ``min.insync.replicas`` below ``topics.insync_replicas`` on events, outbox, DLQ or receipts (less durability
     against a broker's loss, more availability).
+
+    The lifecycle Table's ``changelog`` (:func:`check_changelog`) is checked too when given.
     """
-    findings: list[Finding] = []
+    findings: list[Finding] = [] if changelog is None else check_changelog(changelog, configs.get(changelog))
     dlq = configs.get(topics.dlq)
     if dlq is not None:
         retention = _int(dlq, RETENTION_MS)
@@ -180,12 +191,48 @@ def check_topic_configs(topics: TopicSettings, configs: Mapping[str, Mapping[str
             findings.append(
                 Finding(topics.receipts, f"{RETENTION_MS} {retention} below topics.receipts_retention_ms", False)
             )
-    for name in (topics.events, topics.outbox, topics.dlq, topics.receipts):
+    checked = (topics.events, topics.outbox, topics.dlq, topics.receipts) + ((changelog,) if changelog else ())
+    for name in checked:
         insync = _int(configs.get(name, {}), MIN_INSYNC)
         if insync is not None and insync < topics.insync_replicas:
             findings.append(
                 Finding(name, f"{MIN_INSYNC} {insync} below the configured {topics.insync_replicas}", refuse=False)
             )
+    return findings
+
+
+def check_changelog(name: str, configs: Mapping[str, str] | None) -> list[Finding]:
+    """The lifecycle Table's changelog: the only copy of every open Vorgang's state.
+
+    Refused: not compacted (``cleanup.policy`` without ``compact``: the log grows for ever and a recovery reads
+    every status ever reported), or deleting by time or size as well (``compact,delete`` with a finite
+    ``retention.ms`` or ``retention.bytes``: a Vorgang open longer than that loses its state, and its next status
+    is judged as a new Vorgang's). Warned: ``delete.retention.ms`` under a day (:data:`MIN_TOMBSTONE_MS`): a
+    local store offline longer than that can miss a removed Vorgang's tombstone and keep it until the retention
+    sweep removes it again; ``min.insync.replicas`` is checked with the pipeline's topics.
+    """
+    if configs is None:
+        return []
+    findings: list[Finding] = []
+    policy = configs.get(CLEANUP_POLICY, "")
+    if "compact" not in policy:
+        findings.append(Finding(name, f"{CLEANUP_POLICY} {policy or 'delete'} does not compact the state", True))
+    elif "delete" in policy:
+        retention, size_limit = _int(configs, RETENTION_MS), _int(configs, RETENTION_BYTES)
+        if retention is not None and retention >= 0:
+            findings.append(Finding(name, f"{CLEANUP_POLICY} {policy} deletes state after {RETENTION_MS}", True))
+        if size_limit is not None and size_limit >= 0:
+            findings.append(Finding(name, f"{CLEANUP_POLICY} {policy} deletes state by {RETENTION_BYTES}", True))
+    tombstones = _int(configs, DELETE_RETENTION_MS)
+    if tombstones is not None and 0 <= tombstones < MIN_TOMBSTONE_MS:
+        findings.append(
+            Finding(
+                name,
+                f"{DELETE_RETENTION_MS} {tombstones} is under a day: a store offline longer misses "
+                "removals until the retention sweep repeats them",
+                refuse=False,
+            )
+        )
     return findings
 
 

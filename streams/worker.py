@@ -87,11 +87,12 @@ class RueckkanalWorker(faust.Worker):
         """Check the pipeline topics' configs and the size limits (streams/topics.py); raise ConfigError to refuse."""
         settings = self.pipeline.settings
         t = settings.topics
-        configs = await topic_configs(admin, [t.events, t.outbox, t.dlq, t.receipts])
+        changelog = self.ingest.changelog_topic_name if self.ingest is not None else None
+        configs = await topic_configs(admin, [t.events, t.outbox, t.dlq, t.receipts, *filter(None, [changelog])])
         for name in (t.events, t.outbox, t.dlq):
             if name not in configs:
                 log.warning("topic config not readable yet, checking against Kafka's default", topic=name)
-        findings = check_topic_configs(t, configs)
+        findings = check_topic_configs(t, configs, changelog)
         for finding in findings:
             if not finding.refuse:
                 log.warning("topic config differs from the settings", topic=finding.topic, problem=finding.problem)
@@ -153,8 +154,14 @@ def build_worker(settings: Settings, role: Role, target: str | None = None) -> R
     metrics.initialise(sources=[fv.name for fv in fachverfahren], targets=targets, zbp_targets=zbp_targets)
     source_topics = ingest.source_topics if ingest is not None else []
     payload_limits = {fv.name: fv.max_payload_bytes for fv in fachverfahren} if ingest is not None else {}
+    changelog = ingest.changelog_topic_name if ingest is not None else None
     return RueckkanalWorker(
-        pipeline, pipeline_topics(settings, source_topics), role, services, ingest, payload_limits=payload_limits
+        pipeline,
+        pipeline_topics(settings, source_topics, changelog),
+        role,
+        services,
+        ingest,
+        payload_limits=payload_limits,
     )
 
 

@@ -35,6 +35,7 @@ out = {
     "sasl_password": s.kafka.sasl_password.get_secret_value() if s.kafka.sasl_password else None,
     "fachverfahren_dir": str(s.fachverfahren_dir),
     "data_dir": str(s.data_dir),
+    "state": [s.state.store, s.state.retention_days, s.state.standby_replicas],
     "targets": {name: [str(getattr(t, "signing_key", "")), str(getattr(t, "signing_cert", ""))]
                 for name, t in s.targets.items()},
 }
@@ -102,7 +103,8 @@ def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None,
     assert loaded["max_request_size"] == kafka["maxRequestSize"]
     assert loaded["drain"] == {**defaults["delivery"], **raw.get("delivery", {})}["drainDeadlineSeconds"]
     assert loaded["fachverfahren_dir"] == env["RK_FACHVERFAHREN_DIR"]
-    assert loaded["data_dir"].startswith("/tmp/")
+    state = {**defaults["state"], **raw.get("state", {})}
+    assert loaded["state"] == [state["store"], state["retentionDays"], state["standbyReplicas"]]
     if kafka["securityProtocol"].startswith("SASL"):
         assert loaded["sasl_password"] in {"from-chart", "secret-of-rk_kafka__sasl_password"}
     portal = raw.get("portal", {})
@@ -115,6 +117,7 @@ def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None,
     mounts = {
         m["name"]: m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     }
+    assert loaded["data_dir"] == mounts["state"]  # the local store is on its own volume
     for name, (key, cert) in loaded["targets"].items():  # the signing files are where the pod mounts them
         assert key == f"{mounts[f'target-{name}']}/signing.key"
         assert cert == f"{mounts[f'target-{name}']}/signing.crt"

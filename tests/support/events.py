@@ -106,3 +106,26 @@ def bad_corpus() -> list[BadCase]:
         record: Record = (key.encode() if key else None, value, headers)
         cases.append(BadCase(case["id"], case["fachverfahren"], case["reason"], record))
     return cases
+
+
+def status_event(vorgang_id: str, step: int, status: str, when: datetime, suffix: str = "") -> ValidEvent:
+    """One hundesteuer event of ``vorgang_id`` with the given status and status time (event id ``<id>-e<step>``
+    plus ``suffix``), with the fields its status needs."""
+    event_id = f"{vorgang_id}-e{step:03d}{suffix}"
+    data = {
+        "vorgangId": vorgang_id,
+        "leistung": "99108001000000",
+        "status": status,
+        "statusZeit": when.isoformat(),
+        "postfachReferenz": "bundid:postfach:00000001",
+        **_EXTRA.get(status, {}),
+    }
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id.encode()),
+        ("ce_source", SOURCE.encode()),
+        ("ce_type", TYPE.encode()),
+        ("ce_time", when.isoformat().encode()),
+        ("content-type", b"application/json"),
+    ]
+    return ValidEvent(vorgang_id, event_id, status, step, (vorgang_id.encode(), json.dumps(data).encode(), headers))

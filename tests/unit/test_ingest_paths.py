@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.inbound.config import load_fachverfahren
 from rueckkanal.metrics import Metrics
-from rueckkanal.settings import KafkaSettings, Settings, TopicSettings
+from rueckkanal.settings import KafkaSettings, Settings, StateSettings, TopicSettings
 from rueckkanal.xoev import MessageRenderer
 from streams import ingest
 from streams.app import create_pipeline
@@ -56,8 +56,17 @@ class _Event:
     message: _Message
 
 
+@dataclass
+class _Ack:
+    """The broker's acknowledgement as the stage reads it (aiokafka's ``RecordMetadata``)."""
+
+    offset: int
+
+
 def _stage(tmp_path: Path) -> IngestStage:
-    settings = Settings(data_dir=tmp_path, topics=TopicSettings(partitions=PARTITIONS))
+    settings = Settings(
+        data_dir=tmp_path, topics=TopicSettings(partitions=PARTITIONS), state=StateSettings(store="memory")
+    )
     fachverfahren = load_fachverfahren(FACHVERFAHREN_DIR)
     return IngestStage(
         create_pipeline(settings), fachverfahren, MessageRenderer(settings.xoev), Metrics(CollectorRegistry())
@@ -70,8 +79,8 @@ def _writes(stage: IngestStage, monkeypatch: pytest.MonkeyPatch, held: set[int])
 
     async def send(topic: Any, *, key: Any, value: Any, headers: Any, partition: int | None = None) -> Any:
         written.append((topic.get_topic_name(), partition))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        done: asyncio.Future[_Ack] = asyncio.get_running_loop().create_future()
+        done.set_result(_Ack(len(written)))
         return done
 
     assignment = {TP(stage.events_topic, p) for p in held}
@@ -163,11 +172,11 @@ def _producer(
         error = at_send(write)
         if error is not None:
             raise error
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[_Ack] = asyncio.get_running_loop().create_future()
         later = at_ack(write)
         if later is None:
             written.append(write)
-            done.set_result(None)
+            done.set_result(_Ack(len(written)))
         else:
             done.set_exception(later)
         return done

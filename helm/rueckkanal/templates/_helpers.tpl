@@ -109,7 +109,7 @@ secrets: /etc/rueckkanal/secrets
 kafkaTls: /etc/rueckkanal/tls/kafka
 portalTls: /etc/rueckkanal/tls/portal
 targets: /etc/rueckkanal/targets
-data: /tmp/rueckkanal
+data: /var/lib/rueckkanal
 {{- end }}
 
 {{/*

@@ -35,6 +35,7 @@ Secrets are never in here: they are files in RK_SECRETS_DIR.
   "ingest" (dict "lifecycle_policy" .Values.config.ingest.lifecyclePolicy)
   "delivery" (dict "drain_deadline_s" .Values.delivery.drainDeadlineSeconds)
   "data_dir" $paths.data
+  "state" (dict "store" .Values.state.store "retention_days" .Values.state.retentionDays "standby_replicas" (int .Values.state.standbyReplicas))
 }}
 {{- with .Values.portal }}
 {{- if .url }}
