@@ -23,11 +23,12 @@ from tests.support.portal import PortalSim, portal_sim
 from tests.support.processes import CliProcess, free_port
 
 PARTITIONS = 4
-STYLES: list[tuple[Mode, str]] = [
-    ("binary", "consistent_random"),
-    ("structured", "consistent_random"),
-    ("binary", "murmur2_random"),
-    ("structured", "murmur2_random"),
+# (mode, partitioner, compression): every codec a librdkafka producer may choose, so a batch of each must be read.
+STYLES: list[tuple[Mode, str, str]] = [
+    ("binary", "consistent_random", "lz4"),
+    ("structured", "consistent_random", "zstd"),
+    ("binary", "murmur2_random", "snappy"),
+    ("structured", "murmur2_random", "gzip"),
 ]
 
 
@@ -56,10 +57,10 @@ async def test_cloudevents_sdk_in_both_modes_through_librdkafka_every_event_proc
     await create_topics(kafka_bootstrap, pipeline.source_topics.values(), PARTITIONS)
 
     # Each Vorgang is sent in one style throughout (one producer setting: one partition, a defined order).
-    by_style: dict[tuple[Mode, str], list[RawRecord]] = {style: [] for style in STYLES}
+    by_style: dict[tuple[Mode, str, str], list[RawRecord]] = {style: [] for style in STYLES}
     for e in events:
-        mode, partitioner = STYLES[int(e.vorgang_id.rsplit("-", 1)[-1]) % len(STYLES)]
-        by_style[(mode, partitioner)].append(sdk_record(cloudevent_of(e), mode))
+        style = STYLES[int(e.vorgang_id.rsplit("-", 1)[-1]) % len(STYLES)]
+        by_style[style].append(sdk_record(cloudevent_of(e), style[0]))
     # Deliberately bad SDK events: an unknown status code, a missing required field, in both modes.
     bad: list[tuple[RawRecord, str]] = []
     for mode in ("binary", "structured"):
@@ -70,8 +71,9 @@ async def test_cloudevents_sdk_in_both_modes_through_librdkafka_every_event_proc
         bad += _bad([sdk_record(_with_data(broken, missing, "m"), mode)], "schema_invalid")
 
     with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
-        for (_mode, partitioner), records in by_style.items():
-            await asyncio.to_thread(produce_librdkafka, kafka_bootstrap, topic, records, partitioner)
+        for (_mode, partitioner, codec), records in by_style.items():
+            compression = {"compression.type": codec}
+            await asyncio.to_thread(produce_librdkafka, kafka_bootstrap, topic, records, partitioner, **compression)
         bad_landed = await asyncio.to_thread(produce_librdkafka, kafka_bootstrap, topic, [r for r, _ in bad])
         await all_caught_up(kafka_bootstrap, pipeline)
         stored = await portal.nachrichten(sorted({e.vorgang_id for e in events}))
