@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from adapters.portal.httpbody import read_capped
 from rueckkanal.errors import Reason, TransientDeliveryError
+from rueckkanal.settings import PortalOAuth2
 
 DEFAULT_EXPIRES_IN_S = 60.0
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,4096}=*")
@@ -171,3 +172,21 @@ def _json_object(body: bytes | None) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def token_cache(
+    oauth2: PortalOAuth2 | None, session: Callable[[], aiohttp.ClientSession], *, max_bytes: int
+) -> TokenCache | None:
+    """The token cache of an adapter whose auth is OAuth2 client credentials (``oauth2`` given), else None."""
+    if oauth2 is None:
+        return None
+    fetch = ClientCredentials(
+        session,
+        token_url=str(oauth2.token_url),
+        client_id=oauth2.client_id,
+        client_secret=oauth2.client_secret,
+        scope=oauth2.scope,
+        client_auth=oauth2.client_auth,
+        max_bytes=max_bytes,
+    )
+    return TokenCache(fetch, margin_s=oauth2.refresh_margin_s)

@@ -46,7 +46,7 @@ from adapters.inbound.config import FachverfahrenConfig
 from adapters.portal.base import OutboundMessage, PortalAdapter, Receipt
 from adapters.portal.classify import transient_reason
 from adapters.portal.httpbody import read_capped
-from adapters.portal.oauth2 import ClientCredentials, TokenCache
+from adapters.portal.oauth2 import token_cache
 from adapters.portal.retry_after import parse_retry_after
 from adapters.portal.xoev_http import ssl_context_for
 from adapters.portal.zbp_config import ZbpConfig
@@ -104,19 +104,11 @@ class ZbpPortal(PortalAdapter):
         self._ssl = ssl_context_for(config.tls, "zbp.tls")
         self._session = session
         self._owns_session = session is None
-        self._tokens: TokenCache | None = None
-        if config.auth is PortalAuth.OAUTH2 and config.oauth2 is not None:
-            oauth2 = config.oauth2
-            fetch = ClientCredentials(
-                self._get_session,
-                token_url=str(oauth2.token_url),
-                client_id=oauth2.client_id,
-                client_secret=oauth2.client_secret,
-                scope=oauth2.scope,
-                client_auth=oauth2.client_auth,
-                max_bytes=config.max_response_bytes,
-            )
-            self._tokens = TokenCache(fetch, margin_s=oauth2.refresh_margin_s)
+        self._tokens = token_cache(
+            config.oauth2 if config.auth is PortalAuth.OAUTH2 else None,
+            self._get_session,
+            max_bytes=config.max_response_bytes,
+        )
 
     @property
     def name(self) -> str:
