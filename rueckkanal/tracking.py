@@ -108,12 +108,12 @@ def status_from_message(xml: bytes, *, fachverfahren: str) -> StoredStatus:
 
     The message is parsed with the safe parser and checked against the XSD before anything is read from it.
     """
-    from rueckkanal.xoev import STATUSBERICHTIGUNG, STATUSMELDUNG, root_tag, schema_errors, xsd  # import late
+    from rueckkanal.xoev import STATUSBERICHTIGUNG, STATUSMELDUNG, root_tag, schema_check  # import late
 
     root = safexml.parse(xml, max_bytes=MAX_MESSAGE_BYTES)
-    schema = xsd()
-    if not schema.validate(root):
-        raise EventInvalid(f"outbox message violates the XSD: {schema_errors(schema)}", reason=Reason.SCHEMA_INVALID)
+    check = schema_check()
+    if not check.valid(root):
+        raise EventInvalid(f"outbox message violates the XSD: {check.errors(root)}", reason=Reason.SCHEMA_INVALID)
     if root.tag not in (root_tag(STATUSMELDUNG), root_tag(STATUSBERICHTIGUNG)):
         raise EventInvalid("outbox message is not a Statusmeldung (0100/0102)", reason=Reason.SCHEMA_INVALID)
     vorgang = root.find("vorgang")

@@ -28,6 +28,7 @@ from rueckkanal.xoev import (
     NAMESPACE,
     QUITTUNG,
     STATUSMELDUNG,
+    XSD_PATH,
     MessageRenderer,
     Quittung,
     QuittungTemplate,
@@ -36,6 +37,7 @@ from rueckkanal.xoev import (
     code_problems,
     nachrichten_uuid,
     parse_portal_answer,
+    schema_check,
     xsd,
 )
 from tests.unit.factories import FIXED_CREATED_AT, SOURCE, event
@@ -266,3 +268,71 @@ def test_decode_error_is_an_input_rejection() -> None:
 
 def test_the_schema_is_compiled_once_per_process() -> None:
     assert xsd() is xsd()  # compiling it takes about a millisecond: once per message would halve a portal
+
+
+# ---------------------------------------------------------------- the split schema check agrees with the XSD
+
+# Near the edges of DIN SPEC 91379: letters with and without their defined combining sequences, lone combining
+# marks, Greek and Cyrillic, typographic quotes, controls, line breaks and anything else.
+EDGE_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(list("aZäßÄ ,.-'\t\n\r\u00a0\u0306\u0328\u0331\u0300αЖ“”–€\u200b\ufeff<&")),
+        st.sampled_from(["C\u0328\u0306", "K\u035fH", "x\u0306", "L\u0325\u0304"]),
+        st.characters(codec="utf-8", exclude_categories=["Cs"]),
+    ),
+    max_size=70,
+).map("".join)
+LATIN_ELEMENTS = ["behoerdenname", "statusText", "zusatzinformation", "hinweis", "aktenzeichen"]
+LATIN_ATTRIBUTES = ["produkt", "produkthersteller", "produktversion"]
+
+
+def _xml_safe(text: str) -> bool:
+    try:
+        etree.Element("x").text = text
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(where=st.sampled_from(LATIN_ELEMENTS + LATIN_ATTRIBUTES), text=EDGE_TEXT, full=st.booleans())
+def test_the_split_schema_check_accepts_exactly_what_the_xsd_accepts(where: str, text: str, full: bool) -> None:
+    assume(_xml_safe(text))
+    e = event(aktenzeichen="AZ-1", zusatzinformation="Zusatz", hinweistext="Hinweis") if full else event()
+    root = RENDERER.build_statusmeldung(e, STATE, nachrichten_uuid(SOURCE, e.event_id), FIXED_CREATED_AT)
+    if where in LATIN_ATTRIBUTES:
+        root.set(where, text)
+    else:
+        targets = list(root.iter(where))
+        assume(targets)
+        for target in targets:
+            target.text = text
+    assert schema_check().valid(root) == xsd().validate(root)
+
+
+def test_the_split_schema_check_refuses_what_only_the_structure_decides() -> None:
+    e = event()
+    root = RENDERER.build_statusmeldung(e, STATE, nachrichten_uuid(SOURCE, e.event_id), FIXED_CREATED_AT)
+    assert schema_check().valid(root)
+    ereignis = root.find("statusereignis")
+    assert ereignis is not None
+    ereignis.append(etree.Element("statusText"))  # a second statusText: allowed characters, wrong structure
+    ereignis[-1].text = "Eingegangen"
+    assert not xsd().validate(root)
+    assert not schema_check().valid(root)
+    assert "statusText" in schema_check().errors(root)
+
+
+def test_the_split_schema_check_covers_every_latin_type_of_the_xsd() -> None:
+    schema = etree.parse(str(XSD_PATH))
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    latin = {s.get("name") for s in schema.iter(f"{xs}simpleType") if s.get("name", "").startswith("String.Latin.")}
+    declared = {
+        d.get("name")
+        for kind in ("element", "attribute")
+        for d in schema.iter(f"{xs}{kind}")
+        if d.get("type", "").rpartition(":")[2] in latin
+    }
+    check = schema_check()
+    assert declared == set(check._elements) | set(check._attributes)
+    assert set(LATIN_ELEMENTS) | set(LATIN_ATTRIBUTES) <= declared
