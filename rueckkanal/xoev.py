@@ -443,9 +443,9 @@ def parse_portal_answer(xml: bytes, *, max_bytes: int = MAX_ANSWER_BYTES) -> Por
     Safe-parsed (no DTD, no entities, no network, size cap) and validated against the XSD before it is read.
     """
     root = safexml.parse(xml, max_bytes=max_bytes)
-    schema = xsd()
-    if not schema.validate(root):
-        raise EventInvalid(f"portal answer violates the XSD: {schema_errors(schema)}", reason=Reason.SCHEMA_INVALID)
+    check = schema_check()
+    if not check.valid(root):
+        raise EventInvalid(f"portal answer violates the XSD: {check.errors(root)}", reason=Reason.SCHEMA_INVALID)
     message_uuid = root.findtext("nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID", "")
     bezug_uuid = root.findtext("bezug/nachrichtenUUID", "")
     if root.tag == root_tag(QUITTUNG):

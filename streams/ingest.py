@@ -43,7 +43,7 @@ from rueckkanal.xoev import MessageRenderer
 from streams.app import Pipeline
 from streams.dlq import RECORD_HEADROOM, record_refused
 from streams.faust_engine import Change, LifecycleTable, LocalState, rocksdb_options
-from streams.headers import H_TRACEPARENT, Headers, header_bytes
+from streams.headers import H_TRACEPARENT, Headers
 from streams.ingest_step import (
     UNKNOWN_SOURCE,
     CanonicalRecord,
@@ -272,7 +272,7 @@ class IngestStage:
             outcome="dead_lettered",
             reason=outcome.reason.value,
             duration_ms=(time.perf_counter() - started) * 1000,
-            traceparent=valid_traceparent(header_bytes(record.headers, H_TRACEPARENT)),
+            traceparent=valid_traceparent(record.header(H_TRACEPARENT)),
             stage=outcome.stage,
         )
         if outcome.stub:
@@ -506,7 +506,7 @@ def _outcome(record: InboundRecord, source: str, outcome: str, started: float, *
         source=source,
         outcome=outcome,
         duration_ms=(time.perf_counter() - started) * 1000,
-        traceparent=valid_traceparent(header_bytes(record.headers, H_TRACEPARENT)),
+        traceparent=valid_traceparent(record.header(H_TRACEPARENT)),
         stage="lifecycle",
         **fields,
     )

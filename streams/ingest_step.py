@@ -313,7 +313,7 @@ class IngestStep:
             rendered = self.renderer.render(event, result.state)
         except RenderError as error:
             return reject(error, failure="rendered message failed the XSD")
-        raw_traceparent = header_bytes(record.headers, H_TRACEPARENT)
+        raw_traceparent = record.header(H_TRACEPARENT)
         traceparent = valid_traceparent(raw_traceparent)
         headers = _outbox_headers(event, rendered, source, traceparent)
         value = rendered.xml

@@ -3,6 +3,7 @@ here and nowhere else. One faust Worker runs the ingest stage, the delivery stag
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 
 import faust
@@ -114,7 +115,19 @@ class RueckkanalWorker(faust.Worker):
         await super().on_startup_finished()
         app = self.pipeline.app
         web = f"{app.conf.web_bind}:{app.conf.web_port}"
+        _freeze_startup_objects()
         log.info("worker ready", app_id=app.conf.id, role=self.role.value, web=web)
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up built (modules, the app, the schema, code lists) out of the garbage collector's sight.
+
+    Those objects live as long as the process; a full collection that walks them stops the event loop for tens of
+    milliseconds every few seconds under load, and every record in flight waits. Frozen, a full collection walks
+    only what was allocated since (the CPython ``gc.freeze`` documentation recommends it for long-lived servers).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_worker(settings: Settings, role: Role, target: str | None = None) -> RueckkanalWorker:

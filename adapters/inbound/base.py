@@ -12,9 +12,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
-from adapters.headers import header_bytes
+from adapters.headers import ascii_lower
 from rueckkanal.errors import DecodeError, EventInvalid, InputRejected, Reason
 from rueckkanal.model import StatusEvent, load_json
 
@@ -35,7 +36,12 @@ class InboundRecord:
 
     def header(self, name: str) -> bytes | None:
         """The last header of that name, ASCII case-insensitive (:mod:`adapters.headers`)."""
-        return header_bytes(self.headers, name)
+        return self._by_name.get(ascii_lower(name))
+
+    @cached_property
+    def _by_name(self) -> dict[str, bytes]:
+        """The headers by lowered name, the last of a repeated name winning: read once, however many are asked."""
+        return {ascii_lower(name): value if value is not None else b"" for name, value in self.headers}
 
 
 class InboundAdapter(Protocol):
