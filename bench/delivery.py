@@ -462,7 +462,7 @@ def _latency_line(x: Latency) -> str:
         f"{x.delivered:,} of {x.events:,} delivered; latency p50 {x.p50_ms:,.0f} ms, p99 {x.p99_ms:,.0f} ms, "
         f"max {x.max_ms:,.0f} ms"
         + (
-            f" (after {x.warmup_s:g} s of warm-up: p99 {x.first_p99_ms:,.0f} ms, max {x.first_max_ms:,.0f})"
+            f"; in the {x.warmup_s:g} s of warm-up before: p99 {x.first_p99_ms:,.0f} ms, max {x.first_max_ms:,.0f}"
             if x.warmup_s
             else ""
         )
