@@ -9,6 +9,7 @@ nothing is lost: every event reaches the portal in order per Vorgang, every bad 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.worker import STOP_MARGIN_S
 from tests.support.chaos import ChaosReport
 from tests.support.events import ValidEvent, bad_corpus, hundesteuer_events
 from tests.support.flow import all_caught_up, ingest_caught_up
@@ -24,7 +26,7 @@ from tests.support.kafka_io import create_topics, end_offsets, produce, read_all
 from tests.support.own_broker import OwnBroker
 from tests.support.pipeline import pipeline_env
 from tests.support.portal import PortalSim, portal_sim
-from tests.support.processes import Supervised, free_port
+from tests.support.processes import CliProcess, Supervised, free_port
 
 PARTITIONS = 4
 EX_KAFKA_UNAVAILABLE = 75
@@ -197,3 +199,31 @@ async def _committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
         return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
     finally:
         await admin.close()
+
+
+async def test_a_worker_whose_broker_is_gone_stops_within_its_deadline_after_sigterm(
+    unique: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SIGTERM while the broker is gone: the stop cannot leave the group or commit, and must not hang for that."""
+    broker = OwnBroker(tmp_path_factory.mktemp("gone-kafka"))  # this test's alone: it stays down at the end
+    broker.start()
+    try:
+        drain_s = 2.0
+        pipeline = pipeline_env(broker.bootstrap, unique, tmp_path, partitions=PARTITIONS, web_port=free_port())
+        await create_topics(broker.bootstrap, pipeline.source_topics.values(), PARTITIONS)
+        env = {**pipeline.env, "RK_DELIVERY__DRAIN_DEADLINE_S": str(drain_s)}
+        worker = CliProcess(["worker", "--role", "all"], env, log_file=tmp_path / "worker.log")
+        try:
+            worker.wait_for_event("worker ready", timeout=120)
+            broker.kill()
+            worker.proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            code = await asyncio.to_thread(worker.proc.wait, drain_s + STOP_MARGIN_S + 20)
+            took = time.monotonic() - signalled
+        finally:
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+    finally:
+        broker.stop()
+    assert took <= drain_s + STOP_MARGIN_S + 5, took
+    assert code in (0, EX_KAFKA_UNAVAILABLE), code
