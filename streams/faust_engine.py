@@ -383,6 +383,7 @@ class LifecycleTable(faust.Table[str, Any]):
 
     async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
         self._recovery_started = asyncio.get_running_loop().time()
+        self._applied.clear()  # standbys applied before this rebalance are not this recovery's reads
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 
     def apply_changelog_batch(self, batch: Any) -> None:

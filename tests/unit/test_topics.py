@@ -213,3 +213,41 @@ def test_a_dlq_or_outbox_too_small_for_a_stub_or_a_message_is_refused() -> None:
         check_limits({}, MIB, **KAFKA_DEFAULTS | {"dlq_max_message_bytes": MIN_RECORD_BYTES})
     with pytest.raises(ConfigError, match=r"outbox max\.message\.bytes"):
         check_limits({}, MIB, **KAFKA_DEFAULTS | {"outbox_max_message_bytes": MIN_RECORD_BYTES - 1})
+
+
+# -- the lifecycle Table's changelog -------------------------------------------------------------------------------
+
+CHANGELOG = "rueckkanal-vorgaenge-changelog"
+
+
+def test_the_changelog_is_created_compacted_with_the_pipeline_s_partition_count() -> None:
+    settings = Settings()
+    (spec,) = [s for s in pipeline_topics(settings, [], CHANGELOG) if s.name == CHANGELOG]
+    assert spec.exact and spec.partitions == settings.topics.partitions
+    assert spec.configs["cleanup.policy"] == "compact"
+    assert CHANGELOG not in {s.name for s in pipeline_topics(settings, [])}  # no ingest stage, no changelog
+
+
+@pytest.mark.parametrize(
+    ("configs", "problem"),
+    [
+        ({"cleanup.policy": "delete"}, "does not compact"),
+        ({"cleanup.policy": "compact,delete", "retention.ms": "604800000"}, "deletes state after retention.ms"),
+        ({"cleanup.policy": "compact,delete", "retention.ms": "-1", "retention.bytes": "1000"}, "retention.bytes"),
+    ],
+)
+def test_a_changelog_that_loses_open_vorgaenge_is_refused(configs: dict[str, str], problem: str) -> None:
+    findings = check_topic_configs(TopicSettings(), {CHANGELOG: configs}, CHANGELOG)
+    assert [(f.topic, f.refuse) for f in findings] == [(CHANGELOG, True)]
+    assert problem in findings[0].problem
+
+
+def test_a_compacted_changelog_passes_and_short_tombstone_retention_is_a_warning() -> None:
+    kept = {"cleanup.policy": "compact", "delete.retention.ms": "86400000", "min.insync.replicas": "1"}
+    assert check_topic_configs(TopicSettings(), {CHANGELOG: kept}, CHANGELOG) == []
+    short = kept | {"delete.retention.ms": "200"}
+    findings = check_topic_configs(TopicSettings(), {CHANGELOG: short}, CHANGELOG)
+    assert [(f.topic, f.refuse) for f in findings] == [(CHANGELOG, False)]
+    assert "delete.retention.ms" in findings[0].problem
+    forever = {"cleanup.policy": "compact,delete", "retention.ms": "-1", "retention.bytes": "-1"}
+    assert check_topic_configs(TopicSettings(), {CHANGELOG: forever}, CHANGELOG) == []
