@@ -137,29 +137,68 @@ async def serve(settings: Settings) -> None:
     internal = web.TCPSite(runners[1], sw.host, sw.internal_port)
     await public.start()
     await internal.start()
-    if sw.publish_tracking:
-        await ensure_tracking_topic(settings)
-    await reader.start()
-    await deliveries.start()
-    log.info(
-        "status-web ready",
-        port=sw.port,
-        internal_port=sw.internal_port,
-        database=store.backend,
-        group=reader.group_id,
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    if sw.publish_tracking:
+        await ensure_tracking_topic(settings)
+    read = [settings.topics.outbox, settings.topics.receipts, settings.topics.dlq]
+    if await until_topics_exist(settings, read, stop):
+        await reader.start()
+        await deliveries.start()
+        log.info(
+            "status-web ready",
+            port=sw.port,
+            internal_port=sw.internal_port,
+            database=store.backend,
+            group=reader.group_id,
+        )
+        await stop.wait()
     log.info("status-web stopping")
-    await deliveries.stop()
-    await reader.stop()
+    if reader.started:
+        await deliveries.stop()
+        await reader.stop()
     for runner in runners:
         await runner.cleanup()
     await store.close()
     log.info("status-web stopped")
+
+
+TOPIC_POLL_S = 5.0
+
+
+async def until_topics_exist(settings: Settings, topics: list[str], stop: asyncio.Event) -> bool:
+    """Wait until every topic status-web reads exists; False if stopped first.
+
+    status-web creates none of them (the worker and the chart's topics job do, with their configs). Until they
+    exist the pages are served from the database, ``/readyz`` says not ready, and one warning says what is missing,
+    instead of the Kafka client's error line ten times a second.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings.kafka))
+    await admin.start()
+    warned: set[str] = set()
+    try:
+        while not stop.is_set():
+            missing = sorted(set(topics) - set(await admin.list_topics()))
+            if not missing:
+                if warned:
+                    log.info("the topics status-web reads exist now", topics=sorted(warned))
+                return True
+            if set(missing) - warned:
+                log.warning(
+                    "topics status-web reads do not exist yet; waiting (the worker or the chart's topics job "
+                    "creates them)",
+                    missing=missing,
+                )
+                warned.update(missing)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TOPIC_POLL_S)
+        return False
+    finally:
+        await admin.close()
 
 
 async def ensure_tracking_topic(settings: Settings) -> None:

@@ -215,3 +215,34 @@ async def test_receipts_and_dead_letters_reach_the_figures_but_no_payload_does(
     ]
     assert secret not in path.read_bytes() and b"Mustermann" not in (tmp_path / "sw.log").read_bytes()
     db.close()
+
+
+async def test_status_web_waits_for_the_topics_it_reads_and_says_so_once(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    """Started before the worker created the topics: pages served, not ready, one warning, then ready."""
+    pipeline = pipeline_env(kafka_bootstrap, unique, tmp_path)
+    env = status_web_env(pipeline.env, tmp_path, unique, f"sqlite:///{tmp_path}/status-web.sqlite3")
+    web = CliProcess(["status-web"], env=env, log_file=tmp_path / "status-web.log")
+    try:
+        warning = web.wait_for_event(
+            "topics status-web reads do not exist yet; waiting (the worker or the chart's topics job creates them)",
+            timeout=60,
+        )
+        assert set(warning["missing"]) == {pipeline.outbox, env["RK_TOPICS__RECEIPTS"], env["RK_TOPICS__DLQ"]}
+        ready_url = f"http://127.0.0.1:{env['RK_STATUS_WEB__INTERNAL_PORT']}/readyz"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(ready_url) as response:
+                assert response.status == 503
+            async with http.get(f"{env['RK_STATUS_WEB__BASE_URL']}/barrierefreiheit") as response:
+                assert response.status == 200  # the pages do not wait for Kafka
+        await create_topics(kafka_bootstrap, [pipeline.outbox, env["RK_TOPICS__RECEIPTS"], env["RK_TOPICS__DLQ"]], 3)
+        web.wait_for_event("status-web ready", timeout=60)
+        async with aiohttp.ClientSession() as http, http.get(ready_url) as response:
+            assert response.status == 200
+        assert web.terminate() == 0
+    finally:
+        if web.proc.poll() is None:
+            web.proc.kill()
+    repeated = [line for line in web.lines if "not found in cluster metadata" in str(line.get("event"))]
+    assert not repeated, f"{len(repeated)} client error lines while waiting"
