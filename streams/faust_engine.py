@@ -8,9 +8,9 @@ The rules this module keeps for the ingest worker:
   waits behind a fetch parked for others.
 * **Commits** never stop for a repeated offset (:class:`AckedOffsets`) nor for an older committed offset read back
   during a seek (:class:`CommittedOffsets`), and never pass a record that was not processed.
-* **Read offsets** only move forward within an assignment (:meth:`_Consumer.perform_seek`): a record fetched during
+* **Read offsets** only move forward within an assignment (:meth:`FaustConsumer.perform_seek`): a record fetched during
   the seek at the end of a recovery is not taken for a gap.
-* **No fetched record is dropped** (:meth:`_Consumer.getmany`): one faust cannot hand over now is fetched again,
+* **No fetched record is dropped** (:meth:`FaustConsumer.getmany`): one faust cannot hand over now is fetched again,
   its partition's position moved back to it; a partition resumed during the wait counts as active.
 * **Hand-off** of a fetched batch is raced against a stop of the flow once per batch, not once per record; the
   fetch itself is not raced.
@@ -95,7 +95,7 @@ class CommittedOffsets(defaultdict[Any, int | None]):
             self[tp] = offset
 
 
-class _Consumer(faust_aiokafka.Consumer):
+class FaustConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._acked = defaultdict(AckedOffsets)
@@ -222,7 +222,7 @@ class _Producer(faust_aiokafka.Producer):
 
 
 class Transport(faust_aiokafka.Transport):
-    Consumer = _Consumer
+    Consumer = FaustConsumer
     Producer = _Producer
 
 

@@ -12,16 +12,34 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
+from mode.utils.queues import FlowControlQueue
 
 from rueckkanal.settings import Settings
 from streams.app import create_pipeline
-from streams.faust_engine import FETCH_MAX_WAIT_MS, AckedOffsets, CommittedOffsets, KeepQueuesOnResume, Transport
+from streams.faust_engine import (
+    FETCH_MAX_WAIT_MS,
+    AckedOffsets,
+    CommittedOffsets,
+    FaustConsumer,
+    KeepQueuesOnResume,
+    Transport,
+)
+
+
+def _consumer(tmp_path: Path) -> FaustConsumer:
+    """The pipeline app's consumer, as this project's faust consumer (its bookkeeping is what the tests read)."""
+    return _as_ours(create_pipeline(Settings(data_dir=tmp_path)).app.consumer)
+
+
+def _as_ours(consumer: object) -> FaustConsumer:
+    assert isinstance(consumer, FaustConsumer)
+    return consumer
 
 
 async def test_the_pipeline_s_consumer_waits_at_most_100_ms_for_a_fetch(tmp_path: Path) -> None:
     app = create_pipeline(Settings(data_dir=tmp_path)).app
     assert isinstance(app.transport, Transport)
-    thread = app.consumer._thread  # type: ignore[attr-defined]
+    thread = _as_ours(app.consumer)._thread
     consumer = thread._create_worker_consumer(app.transport)
     try:
         assert isinstance(consumer, AIOKafkaConsumer)
@@ -31,28 +49,28 @@ async def test_the_pipeline_s_consumer_waits_at_most_100_ms_for_a_fetch(tmp_path
 
 
 def test_offsets_read_twice_do_not_stop_the_partition_s_commits(tmp_path: Path) -> None:
-    consumer = create_pipeline(Settings(data_dir=tmp_path)).app.consumer
+    consumer = _consumer(tmp_path)
     tp = TP("rk.events", 0)
-    consumer._committed_offset[tp] = 10  # type: ignore[attr-defined]
-    acked = consumer._acked[tp]  # type: ignore[attr-defined]
+    consumer._committed_offset[tp] = 10
+    acked = consumer._acked[tp]
     assert isinstance(acked, AckedOffsets)
     acked.extend([10, 11, 12, 11, 12, 13])  # 11 and 12 read and acknowledged twice, around a seek
-    assert consumer._new_offset(tp) == 14  # type: ignore[attr-defined]
-    consumer._committed_offset[tp] = 14  # type: ignore[attr-defined]  # what a successful commit records
+    assert consumer._new_offset(tp) == 14
+    consumer._committed_offset[tp] = 14  # what a successful commit records
     acked.extend([14, 15])
-    assert consumer._new_offset(tp) == 16  # type: ignore[attr-defined]
+    assert consumer._new_offset(tp) == 16
 
 
 def test_an_older_committed_offset_read_back_does_not_stop_the_partition_s_commits(tmp_path: Path) -> None:
-    consumer = create_pipeline(Settings(data_dir=tmp_path)).app.consumer
+    consumer = _consumer(tmp_path)
     tp = TP("fv.hundesteuer.status", 0)
-    committed = consumer._committed_offset  # type: ignore[attr-defined]
+    committed = consumer._committed_offset
     assert isinstance(committed, CommittedOffsets)
     committed.update({tp: 1700})  # our own commit lands...
     committed.update({tp: 1625})  # ...and then the seek's read of the broker from before it
     assert committed[tp] == 1700
-    consumer._acked[tp].extend([1700, 1701])  # type: ignore[attr-defined]
-    assert consumer._new_offset(tp) == 1702  # type: ignore[attr-defined]  # with 1625, faust returns None for ever
+    consumer._acked[tp].extend([1700, 1701])
+    assert consumer._new_offset(tp) == 1702  # with 1625, faust returns None for ever
     committed.pop(tp)  # revocation: the next assignment starts from the broker's value
     committed.update({tp: 10})
     assert committed[tp] == 10
@@ -78,7 +96,7 @@ def test_faust_s_unprefixed_environment_does_not_override_the_settings(
     assert str(conf.datadir).startswith(str(tmp_path))
 
 
-def _agent_queue(app: faust.App) -> object:
+def _agent_queue(app: faust.App) -> FlowControlQueue[str]:
     # What faust gives every agent channel (faust/channels.py).
     return app.FlowControlQueue(maxsize=10, clear_on_resume=True)
 
@@ -88,9 +106,9 @@ def test_faust_itself_empties_agent_queues_on_resume() -> None:
     app = faust.App("stock", broker="kafka://127.0.0.1:1")
     queue = _agent_queue(app)
     app.flow_control.resume()
-    queue.put_nowait("fetched before the recovery seek")  # type: ignore[attr-defined]
+    queue.put_nowait("fetched before the recovery seek")
     app.flow_control.resume()
-    assert queue.empty()  # type: ignore[attr-defined]
+    assert queue.empty()
 
 
 def test_the_pipeline_keeps_queued_records_on_resume_and_empties_them_on_clear(tmp_path: Path) -> None:
@@ -98,13 +116,13 @@ def test_the_pipeline_keeps_queued_records_on_resume_and_empties_them_on_clear(t
     assert isinstance(app.flow_control, KeepQueuesOnResume)
     queue = _agent_queue(app)
     app.flow_control.resume()
-    queue.put_nowait("fetched before the recovery seek")  # type: ignore[attr-defined]
+    queue.put_nowait("fetched before the recovery seek")
     app.flow_control.suspend()
     app.flow_control.resume()
-    assert queue.qsize() == 1  # type: ignore[attr-defined]
+    assert queue.qsize() == 1
     assert app.flow_control.is_active()
     app.flow_control.clear()  # what revocation does, before partitions can move
-    assert queue.empty()  # type: ignore[attr-defined]
+    assert queue.empty()
 
 
 def test_a_stopping_pipeline_does_not_resume_the_flow(tmp_path: Path) -> None:
@@ -128,11 +146,13 @@ async def _fetched(tp: TP, offsets: list[int]) -> AsyncIterator[tuple[TP, _Recor
         yield tp, _Record(tp.topic, tp.partition, offset)
 
 
-async def test_records_fetched_for_a_partition_not_active_are_fetched_again_not_dropped(tmp_path: Path) -> None:
+async def test_records_fetched_for_a_partition_not_active_are_fetched_again_not_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """faust drops them after aiokafka has moved past them; the next record then looks like a gap, counted as done.
     A partition resumed while the fetch waited (the end of a recovery) is active: its records are delivered."""
     app = create_pipeline(Settings(data_dir=tmp_path)).app
-    consumer = app.consumer
+    consumer = _as_ours(app.consumer)
     paused, resumed, revoked = TP("fv.hundesteuer.status", 3), TP("rk.events", 1), TP("rk.events", 2)
     fetched = {
         tp: [_Record(tp.topic, tp.partition, offset) for offset in (2114, 2115, 2116)]
@@ -146,21 +166,23 @@ async def test_records_fetched_for_a_partition_not_active_are_fetched_again_not_
     async def seek(tp: TP, offset: int) -> None:
         seeks.append((tp, offset))
 
-    consumer._wait_next_records = wait_next_records  # type: ignore[attr-defined]
-    consumer._get_active_partitions = lambda: {resumed}  # type: ignore[attr-defined]
-    consumer.assignment = lambda: {paused, resumed}  # type: ignore[method-assign]
-    consumer._seek = seek  # type: ignore[attr-defined]
-    consumer.highwater = lambda tp: 3000  # type: ignore[method-assign]
-    consumer._to_message = lambda tp, record: record  # type: ignore[attr-defined]
-    consumer.flow_active = True  # type: ignore[attr-defined]
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(consumer, "_get_active_partitions", lambda: {resumed})
+    monkeypatch.setattr(consumer, "assignment", lambda: {paused, resumed})
+    monkeypatch.setattr(consumer, "_seek", seek)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 3000)
+    monkeypatch.setattr(consumer, "_to_message", lambda tp, record: record)
+    monkeypatch.setattr(consumer, "flow_active", True)
     delivered = [(tp, record.offset) async for tp, record in consumer.getmany(timeout=1.0)]
     assert delivered == [(resumed, 2114), (resumed, 2115), (resumed, 2116)]
     assert seeks == [(paused, 2114)]  # the revoked partition's next owner starts from the committed offset
 
 
-async def test_the_hand_off_passes_records_in_order_skips_re_reads_and_notes_gaps(tmp_path: Path) -> None:
+async def test_the_hand_off_passes_records_in_order_skips_re_reads_and_notes_gaps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = create_pipeline(Settings(data_dir=tmp_path)).app
-    consumer = app.consumer
+    consumer = _as_ours(app.consumer)
     tp = TP("fv.hundesteuer.status", 3)
     app.topics._acking_topics.add(tp.topic)  # type: ignore[attr-defined]  # an agent's topic: acks enabled
     handed: list[int] = []
@@ -168,22 +190,24 @@ async def test_the_hand_off_passes_records_in_order_skips_re_reads_and_notes_gap
     async def agents(message: _Record) -> None:
         handed.append(message.offset)
 
-    consumer.callback = agents  # type: ignore[attr-defined]
-    consumer._read_offset[tp] = 4  # type: ignore[attr-defined]
-    await consumer._hand_off([(tp, _Record(tp.topic, tp.partition, offset)) for offset in (5, 6, 3, 9)])  # type: ignore[attr-defined]
+    monkeypatch.setattr(consumer, "callback", agents)
+    consumer._read_offset[tp] = 4
+    await consumer._hand_off([(tp, _Record(tp.topic, tp.partition, offset)) for offset in (5, 6, 3, 9)])
     assert handed == [5, 6, 9]  # 3 was read before a seek back: faust drops it too
-    assert consumer._read_offset[tp] == 9  # type: ignore[attr-defined]
+    assert consumer._read_offset[tp] == 9
     # 7 and 8 count as done, as in faust; its interval ends with 9, the record that revealed the gap, and is merged
     # into the acknowledged offsets only once 9 itself is acknowledged.
-    gap = consumer._gap[tp]  # type: ignore[attr-defined]
+    gap = consumer._gap[tp]
     assert [(interval.begin, interval.end) for interval in gap] == [(7, 10)]
 
 
-async def test_the_seek_after_a_recovery_does_not_move_read_offsets_back_under_queued_records(tmp_path: Path) -> None:
+async def test_the_seek_after_a_recovery_does_not_move_read_offsets_back_under_queued_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Records fetched during the seek's round-trip are queued already; moving the read offset back to the committed
     offset made the next record look like a gap, counted as done, and a stop then committed past them unprocessed."""
     app = create_pipeline(Settings(data_dir=tmp_path)).app
-    consumer = app.consumer
+    consumer = _as_ours(app.consumer)
     queued, fresh, behind = TP("rk.events", 2), TP("rk.events", 0), TP("rk.events", 1)
     app.topics._acking_topics.add(queued.topic)  # type: ignore[attr-defined]
     handed: list[tuple[int, int]] = []
@@ -193,31 +217,33 @@ async def test_the_seek_after_a_recovery_does_not_move_read_offsets_back_under_q
 
     async def seek_to_committed() -> dict[TP, int]:
         # The fetcher runs during the seek's round-trip: 799..1102 of partition 2 reach the agent queues.
-        await consumer._hand_off([(queued, _Record(queued.topic, 2, offset)) for offset in range(799, 1103)])  # type: ignore[attr-defined]
+        await consumer._hand_off([(queued, _Record(queued.topic, 2, offset)) for offset in range(799, 1103)])
         return {queued: 799, fresh: 10, behind: 50}
 
-    consumer.callback = agents  # type: ignore[attr-defined]
-    consumer._read_offset[behind] = 40  # type: ignore[attr-defined]  # someone else committed further meanwhile
-    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    monkeypatch.setattr(consumer, "callback", agents)
+    consumer._read_offset[behind] = 40  # someone else committed further meanwhile
+    monkeypatch.setattr(consumer, "seek_to_committed", seek_to_committed)
     await consumer.perform_seek()
-    assert consumer._read_offset[queued] == 1102  # type: ignore[attr-defined]  # faust's own seek sets 799
-    assert consumer._read_offset[fresh] == 10  # type: ignore[attr-defined]
-    assert consumer._read_offset[behind] == 50  # type: ignore[attr-defined]
-    assert consumer._committed_offset[queued] == 799  # type: ignore[attr-defined]
+    assert consumer._read_offset[queued] == 1102  # faust's own seek sets 799
+    assert consumer._read_offset[fresh] == 10
+    assert consumer._read_offset[behind] == 50
+    assert consumer._committed_offset[queued] == 799
     handed.clear()
     # The batch fetched before the seek goes on at 1103; then the fetch from the committed offset re-reads 799...
-    await consumer._hand_off(  # type: ignore[attr-defined]
+    await consumer._hand_off(
         [(queued, _Record(queued.topic, 2, offset)) for offset in (1103, 1104, 799, 800, 1104, 1105)]
     )
     assert handed == [(2, 1103), (2, 1104), (2, 1104), (2, 1105)]  # re-reads dropped, one handed twice as in faust
-    assert not consumer._gap[queued]  # type: ignore[attr-defined]
-    consumer._acked[queued].extend(range(799, 900))  # type: ignore[attr-defined]  # processed so far
-    assert consumer._new_offset(queued) == 900  # type: ignore[attr-defined]  # not 1103: the rest is unprocessed
+    assert not consumer._gap[queued]
+    consumer._acked[queued].extend(range(799, 900))  # processed so far
+    assert consumer._new_offset(queued) == 900  # not 1103: the rest is unprocessed
 
 
-async def test_a_hand_off_blocked_on_a_full_queue_gives_way_when_a_rebalance_stops_the_flow(tmp_path: Path) -> None:
+async def test_a_hand_off_blocked_on_a_full_queue_gives_way_when_a_rebalance_stops_the_flow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = create_pipeline(Settings(data_dir=tmp_path)).app
-    consumer = app.consumer
+    consumer = _as_ours(app.consumer)
     tp = TP("rk.events", 0)
     handed: list[int] = []
     fetches = 0
@@ -237,17 +263,19 @@ async def test_a_hand_off_blocked_on_a_full_queue_gives_way_when_a_rebalance_sto
         return _fetched(tp, [0, 1, 2])
 
     fetcher = faust.Service()
-    consumer.callback = agents  # type: ignore[attr-defined]
-    consumer.getmany = getmany  # type: ignore[method-assign]
-    await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)  # type: ignore[attr-defined]
+    monkeypatch.setattr(consumer, "callback", agents)
+    monkeypatch.setattr(consumer, "getmany", getmany)
+    await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)
     assert fetches == 2
     assert handed == [0, 1, 0, 1]  # 2 was never handed off nor marked read; 1 was abandoned, unacknowledged
-    assert consumer._read_offset[tp] == 0  # type: ignore[attr-defined]
+    assert consumer._read_offset[tp] == 0
 
 
-async def test_a_fetch_waiting_for_the_flow_to_resume_is_not_given_up(tmp_path: Path) -> None:
+async def test_a_fetch_waiting_for_the_flow_to_resume_is_not_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = create_pipeline(Settings(data_dir=tmp_path)).app
-    consumer = app.consumer
+    consumer = _as_ours(app.consumer)
     tp = TP("rk-vorgaenge-changelog", 0)
     consumer.stop_flow()  # a rebalance: faust's fetch waits until the recovery resumes the flow
     resumed = asyncio.Event()
@@ -268,9 +296,9 @@ async def test_a_fetch_waiting_for_the_flow_to_resume_is_not_given_up(tmp_path: 
             yield record
 
     fetcher = faust.Service()
-    consumer.callback = agents  # type: ignore[attr-defined]
-    consumer.getmany = getmany  # type: ignore[method-assign]
-    drain = asyncio.ensure_future(consumer._drain_messages(fetcher))  # type: ignore[attr-defined]
+    monkeypatch.setattr(consumer, "callback", agents)
+    monkeypatch.setattr(consumer, "getmany", getmany)
+    drain = asyncio.ensure_future(consumer._drain_messages(fetcher))
     for _ in range(20):
         await asyncio.sleep(0)  # the drain loop runs while the flow is stopped
     consumer.resume_flow()
