@@ -166,3 +166,22 @@ def test_secrets_are_files_and_never_in_the_config_map(tools: Tools) -> None:
     env = {item["name"]: item.get("value") for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["RK_SECRETS_DIR"] == "/etc/rueckkanal/secrets"
     assert not any("password" in str(value) for value in env.values())
+
+
+def test_status_web_has_its_own_network_policy(tools: Tools) -> None:
+    """Pages open to the ingress peers, the internal port to Prometheus and the link minters, egress to DNS, Kafka
+    and its database only."""
+    policies = {
+        doc["metadata"]["name"]: doc
+        for doc in of_kind(manifests(_render(tools, CHART / "ci" / "full-values.yaml")), "NetworkPolicy")
+    }
+    web = next(doc for name, doc in policies.items() if name.endswith("-status-web"))
+    assert web["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"].endswith("-status-web")
+    by_port = {rule["ports"][0]["port"]: rule.get("from") for rule in web["spec"]["ingress"]}
+    namespaces = lambda peers: {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers}  # noqa: E731
+    assert namespaces(by_port["http"]) == {"ingress-nginx"}
+    assert namespaces(by_port["internal"]) == {"monitoring", "fachverfahren"}
+    egress_ports = {port["port"] for rule in web["spec"]["egress"] for port in rule["ports"]}
+    assert egress_ports == {53, 9093, 5432}
+    worker = next(doc for name, doc in policies.items() if not name.endswith("-status-web"))
+    assert worker["spec"]["podSelector"] != web["spec"]["podSelector"]
