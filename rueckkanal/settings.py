@@ -399,6 +399,15 @@ class ZbpLimits(_Section):
     message_service: int = Field(255, ge=1, le=10_000)
 
 
+#: The keys of ``delivery`` a target may set for itself; the drain deadline is the process's (its stop), not a
+#: target's.
+TARGET_DELIVERY_DESCRIPTION = (
+    "keys of the `delivery` section that differ for this target (e.g. its retry budget or breaker); "
+    "the others, and always drain_deadline_s, come from `delivery`"
+)
+PROCESS_WIDE_DELIVERY_KEYS = frozenset({"drain_deadline_s"})
+
+
 class ZbpSettings(_Section):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
@@ -444,6 +453,7 @@ class ZbpSettings(_Section):
     max_response_bytes: int = Field(64 * 1024, ge=1024)
     retry_after_cap_s: float = Field(300.0, gt=0)
     allow_insecure_http: bool = False
+    delivery: dict[str, Any] = Field(default_factory=dict, description=TARGET_DELIVERY_DESCRIPTION)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -472,6 +482,7 @@ class XoevHttpTargetSettings(PortalSettings):
     """One more XÖV back channel as a delivery target: the keys of ``portal`` plus ``adapter: xoev_http``."""
 
     adapter: Literal["xoev_http"] = "xoev_http"
+    delivery: dict[str, Any] = Field(default_factory=dict, description=TARGET_DELIVERY_DESCRIPTION)
 
 
 TargetSettings = Annotated[XoevHttpTargetSettings | ZbpSettings, Field(discriminator="adapter")]
@@ -542,15 +553,37 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @model_validator(mode="after")
-    def _stall_longer_than_any_expected_wait(self) -> Self:
-        d = self.delivery
-        quiet = max(d.retry_max_delay_s, d.retry_after_cap_s, d.breaker_max_open_s) + self.portal.timeouts.total_s
-        if self.web.stall_after_s <= quiet:
-            raise ValueError(
-                f"web.stall_after_s must exceed {quiet:.0f} s: the longest retry delay, Retry-After cap or breaker "
-                "open time plus portal.timeouts.total_s, or /healthz would fail a delivery that is only waiting"
-            )
+    def _target_delivery_valid(self) -> Self:
+        for name, target in self.targets.items():
+            process_wide = sorted(PROCESS_WIDE_DELIVERY_KEYS.intersection(target.delivery))
+            if process_wide:
+                raise ValueError(f"targets.{name}.delivery: {', '.join(process_wide)} is set in `delivery` only")
+            try:
+                self.delivery_for(name)
+            except ValueError as error:
+                raise ValueError(f"targets.{name}.delivery: {error}") from None
         return self
+
+    @model_validator(mode="after")
+    def _stall_longer_than_any_expected_wait(self) -> Self:
+        for name in self.target_names():
+            d = self.delivery_for(name)
+            timeouts = self.portal.timeouts if name == DEFAULT_TARGET else self.targets[name].timeouts
+            quiet = max(d.retry_max_delay_s, d.retry_after_cap_s, d.breaker_max_open_s) + timeouts.total_s
+            if self.web.stall_after_s <= quiet:
+                where = "portal" if name == DEFAULT_TARGET else f"targets.{name}"
+                raise ValueError(
+                    f"web.stall_after_s must exceed {quiet:.0f} s: the longest retry delay, Retry-After cap or "
+                    f"breaker open time plus {where}.timeouts.total_s, or /healthz would fail a delivery that is only "
+                    "waiting"
+                )
+        return self
+
+    def delivery_for(self, target: str) -> DeliverySettings:
+        """The delivery bounds of one target: ``delivery``, with the keys the target's ``delivery`` sets."""
+        if target == DEFAULT_TARGET or not self.targets[target].delivery:
+            return self.delivery
+        return DeliverySettings.model_validate({**self.delivery.model_dump(), **self.targets[target].delivery})
 
     @model_validator(mode="after")
     def _targets_named_apart(self) -> Self:

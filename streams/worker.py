@@ -221,9 +221,10 @@ def build_dispatcher(
     target: str = DEFAULT_TARGET,
     fachverfahren: Sequence[FachverfahrenConfig] = (),
 ) -> DeliveryDispatcher:
-    """The dispatcher of one delivery target. The default target (``portal``) keeps the consumer group
-    ``{app_id}.delivery`` of single-portal deployments; every other target reads as ``{app_id}.delivery.{name}``."""
-    d = settings.delivery
+    """The dispatcher of one delivery target, with that target's delivery bounds (``Settings.delivery_for``). The
+    default target (``portal``) keeps the consumer group ``{app_id}.delivery`` of single-portal deployments; every
+    other target reads as ``{app_id}.delivery.{name}``."""
+    d = settings.delivery_for(target)
     portal = build_portal(settings, target, fachverfahren, metrics)
     config = DispatcherConfig(
         outbox_topic=settings.topics.outbox,
