@@ -22,7 +22,7 @@ from streams.worker import STOP_MARGIN_S
 from tests.support.chaos import ChaosReport
 from tests.support.events import ValidEvent, bad_corpus, hundesteuer_events
 from tests.support.flow import all_caught_up, ingest_caught_up
-from tests.support.kafka_io import create_topics, end_offsets, produce, read_all
+from tests.support.kafka_io import committed_offsets, create_topics, end_offsets, produce, read_all
 from tests.support.own_broker import OwnBroker
 from tests.support.pipeline import pipeline_env
 from tests.support.portal import PortalSim, portal_sim
@@ -151,7 +151,7 @@ async def test_dlq_topic_deleted_while_running_acknowledges_nothing_without_its_
         first_bad = {TopicPartition(source, p): o for p, o in sorted({(m.partition, m.offset) for m in landed})[::-1]}
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not worker.exits:
-            committed = await _committed(bootstrap, pipeline.app_id)
+            committed = await committed_offsets(bootstrap, pipeline.app_id)
             early = {tp: committed[tp] for tp, offset in first_bad.items() if committed.get(tp, 0) > offset}
             assert not early, f"committed past a bad record whose dead letter could not be written: {early}"
             worker.check()
@@ -188,15 +188,6 @@ async def _delete_topic(bootstrap: str, topic: str) -> None:
     await admin.start()
     try:
         await admin.delete_topics([topic])
-    finally:
-        await admin.close()
-
-
-async def _committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
     finally:
         await admin.close()
 

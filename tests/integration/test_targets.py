@@ -6,54 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from adapters.inbound.base import InboundRecord
-from adapters.inbound.config import build_adapter, load_fachverfahren
 from adapters.portal.sim.devca import issue, make_ca
-from rueckkanal.lifecycle import VorgangState
-from rueckkanal.resources import data_path
-from rueckkanal.settings import DEFAULT_TARGET, XoevSettings
-from rueckkanal.xoev import MessageRenderer
+from rueckkanal.settings import DEFAULT_TARGET
 from streams.headers import H_TARGET
 from streams.worker import delivery_group
 from tests.support.events import hundesteuer_events
-from tests.support.kafka_io import create_topics, end_offsets, produce, read_all
+from tests.support.kafka_io import committed_offsets, create_topics, end_offsets, produce, read_all
+from tests.support.outbox import antrags_id_of, outbox_records
 from tests.support.pipeline import pipeline_env
 from tests.support.portal import portal_sim
 from tests.support.processes import CliProcess, free_port
 
 VORGAENGE, STEPS = 3, 3
-
-
-def _outbox(run: str) -> tuple[list[tuple[bytes, bytes, list[tuple[str, bytes]]]], dict[str, str]]:
-    """Outbox records as the ingest writes them, each with an antragsID (the ZBP's applicationId); and the
-    applicationId of each Vorgang."""
-    [config] = [c for c in load_fachverfahren(data_path("fachverfahren")) if c.name == "hundesteuer"]
-    adapter = build_adapter(config)
-    renderer = MessageRenderer(XoevSettings())
-    records, application_ids = [], {}
-    for offset, source_event in enumerate(hundesteuer_events(run, VORGAENGE, STEPS)):
-        key, value, headers = source_event.record
-        event = adapter.decode(InboundRecord(config.topic, 0, offset, 0, key, value, tuple(headers)))
-        antrags_id = str(uuid.uuid5(uuid.NAMESPACE_URL, event.vorgang_key))
-        application_ids[event.vorgang_id] = antrags_id
-        event = event.model_copy(update={"antrags_id": antrags_id})
-        rendered = renderer.render(event, VorgangState(event.status, source_event.step, event.status_time, ()))
-        outbox_headers = [
-            ("nachrichtenUUID", rendered.nachrichten_uuid.encode()),
-            ("status", event.status.encode()),
-            ("rk.sequence", str(rendered.sequence).encode()),
-            ("rk.status_time", event.status_time.isoformat().encode()),
-            ("rk.source", config.name.encode()),
-        ]
-        records.append((event.vorgang_key.encode(), rendered.xml, outbox_headers))
-    return records, application_ids
 
 
 async def _zbp_statuses(http: aiohttp.ClientSession, base_url: str) -> dict[str, int]:
@@ -68,21 +36,14 @@ async def _until(what: str, check: object, within_s: float = 90) -> None:
         await asyncio.sleep(0.2)  # polling the simulators' views, bounded
 
 
-async def _committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
-    finally:
-        await admin.close()
-
-
 async def test_a_replayed_zbp_dead_letter_reaches_the_zbp_and_not_the_portal_again(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     pipeline = pipeline_env(kafka_bootstrap, unique, tmp_path)
     await create_topics(kafka_bootstrap, [pipeline.outbox, pipeline.dlq, pipeline.receipts], 4)
-    records, application_ids = _outbox(unique)
+    events = hundesteuer_events(unique, VORGAENGE, STEPS)
+    records = outbox_records(events, with_antrags_id=True)
+    application_ids = {e.vorgang_id: antrags_id_of(e.vorgang_key) for e in events}
     refused_vorgang = sorted(application_ids)[0]
     ca = make_ca("Test-CA")
     pair = issue(ca, tmp_path / "zbp", "rueckkanal-test")
@@ -160,7 +121,7 @@ async def test_a_replayed_zbp_dead_letter_reaches_the_zbp_and_not_the_portal_aga
             ends = await end_offsets(kafka_bootstrap, [pipeline.outbox])
 
             async def default_target_past_the_replay() -> bool:
-                committed = await _committed(kafka_bootstrap, delivery_group(pipeline.app_id, DEFAULT_TARGET))
+                committed = await committed_offsets(kafka_bootstrap, delivery_group(pipeline.app_id, DEFAULT_TARGET))
                 return all(committed.get(tp, -1) >= end for tp, end in ends.items() if end > 0)
 
             await _until("the XÖV target's group past the replayed records", default_target_past_the_replay)

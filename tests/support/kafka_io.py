@@ -145,3 +145,13 @@ async def wait_until_caught_up(bootstrap: str, group: str, topics: Iterable[str]
             await asyncio.sleep(POLL_INTERVAL)  # polling the broker's answer, with a deadline
     finally:
         await admin.close()
+
+
+async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """The offsets a consumer group has committed, by partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+    finally:
+        await admin.close()

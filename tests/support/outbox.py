@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from adapters.inbound.base import InboundRecord
@@ -17,8 +18,14 @@ from tests.support.kafka_io import Record
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def outbox_records(events: list[ValidEvent]) -> list[Record]:
-    """The outbox records ingest would write for these Hundesteuer events, in the same order."""
+def antrags_id_of(vorgang_key: str) -> str:
+    """The antragsID a test gives a Vorgang (the ZBP's applicationId): fixed per Vorgang key."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, vorgang_key))
+
+
+def outbox_records(events: list[ValidEvent], *, with_antrags_id: bool = False) -> list[Record]:
+    """The outbox records ingest would write for these Hundesteuer events, in the same order; with
+    ``with_antrags_id`` each event carries :func:`antrags_id_of` its Vorgang, as a ZBP target needs."""
     [hundesteuer] = [fv for fv in load_fachverfahren(data_path("fachverfahren")) if fv.name == "hundesteuer"]
     adapter = build_adapter(hundesteuer)
     renderer = MessageRenderer(Settings().xoev)
@@ -27,6 +34,8 @@ def outbox_records(events: list[ValidEvent]) -> list[Record]:
     for e in events:
         key, value, headers = e.record
         event = adapter.decode(InboundRecord(hundesteuer.topic, 0, 0, 0, key, value, tuple(headers)))
+        if with_antrags_id:
+            event = event.model_copy(update={"antrags_id": antrags_id_of(event.vorgang_key)})
         result = advance(states.get(event.vorgang_key), event)
         assert isinstance(result, Advanced), result
         states[event.vorgang_key] = result.state
