@@ -32,12 +32,14 @@ from rueckkanal.transparency import completed_now, milestone_of, points_of
 from streams import kafka_records
 from streams.headers import H_SOURCE, header
 from streams.logs import vorgang_ref
+from streams.obs import Progress
 from streams.status_web.links import Links
 from streams.status_web.metrics import StatusWebMetrics
 
 log = structlog.get_logger("rueckkanal.status_web")
 
 MAX_BATCH = 500
+PROGRESS_STAGE = "status-web"
 
 
 class OutboxReader:
@@ -67,6 +69,9 @@ class OutboxReader:
         self._task: asyncio.Task[None] | None = None
         self.producer: AIOKafkaProducer | None = None
         self.started = False
+        self.progress: Progress | None = None  # told of every stored batch; watches whether records wait
+        self.lag = 0  # outbox records behind the newest known offset, at the last fetch
+        self._next: dict[TopicPartition, int] = {}  # the next offset to read, per partition read so far
 
     async def start(self) -> None:
         self.consumer = kafka_records.consumer(
@@ -95,10 +100,33 @@ class OutboxReader:
         if self.producer is not None:
             await self.producer.stop()
 
+    def problem(self) -> str | None:
+        """Why this reader cannot go on by itself (for ``/healthz``), or None."""
+        if self._task is not None and self._task.done() and not self._stopping.is_set():
+            return "the outbox reader has stopped"
+        return None
+
+    def _measure_lag(self) -> None:
+        """Records behind the broker's newest offset, over the partitions this reader holds and has read."""
+        assigned = self.consumer.assignment()
+        lag = 0
+        for tp in assigned:
+            end, position = self.consumer.highwater(tp), self._next.get(tp)
+            if end is not None and position is not None:
+                lag += max(0, end - position)
+        for tp in [tp for tp in self._next if tp not in assigned]:
+            del self._next[tp]
+        self.lag = lag
+        self.metrics.outbox_lag.set(lag)
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=MAX_BATCH)
+                for tp, records in batch.items():
+                    if records:
+                        self._next.setdefault(tp, records[0].offset)
+                self._measure_lag()
                 if batch:
                     await self._handle(batch)
             except (KafkaError, OSError) as error:  # the database or the broker; the batch comes again
@@ -139,8 +167,12 @@ class OutboxReader:
         self.metrics.statuses.labels("duplicate").inc(applied.duplicates)
         if self.producer is not None and statuses:
             await self._publish_links([s.vorgang_key for s in statuses])
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        self._next.update(offsets)
+        if self.progress is not None:
+            self.progress.advanced(PROGRESS_STAGE)
         try:
-            await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items() if records})
+            await self.consumer.commit(offsets)
         except (
             CommitFailedError,
             KafkaError,

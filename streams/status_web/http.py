@@ -287,8 +287,10 @@ class InternalApi:
         api_token: str | None,
         vorgang_key_of: VorgangKeyOf,
         ready: Callable[[], bool],
+        health: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.links = links
+        self.health = health
         self.metrics = metrics
         self._api_token = api_token.encode() if api_token else None
         self.vorgang_key_of = vorgang_key_of
@@ -355,6 +357,10 @@ class InternalApi:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """503 when the process cannot go on by itself (its outbox reader stopped or stalled): a restart is the cure."""
+        problem = self.health()
+        if problem is not None:
+            return web.json_response({"status": "failing", "problem": problem}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:

@@ -25,7 +25,8 @@ from rueckkanal.settings import Settings, StatusWebSettings
 from streams import logs
 from streams.app import kafka_client_options
 from streams.cliutil import load_settings
-from streams.status_web.consumer import OutboxReader
+from streams.obs import Progress
+from streams.status_web.consumer import PROGRESS_STAGE, OutboxReader
 from streams.status_web.deliveries import DeliveryLogReader
 from streams.status_web.estimate import Estimates
 from streams.status_web.http import InternalApi, StatusSite, internal_app, pepper_bytes, public_app
@@ -102,6 +103,7 @@ async def serve(settings: Settings) -> None:
         trusted_proxies=sw.trusted_proxies,
         estimates=Estimates(store, sw.estimate_min_count),
     )
+    progress = Progress(settings.web.stall_after_s)
     reader = OutboxReader(
         kafka_options=kafka_client_options(settings.kafka),
         outbox_topic=settings.topics.outbox,
@@ -122,6 +124,8 @@ async def serve(settings: Settings) -> None:
         metrics=metrics,
         session_timeout_ms=sw.consumer_session_timeout_ms,
     )
+    reader.progress = progress
+    progress.watch(PROGRESS_STAGE, lambda: reader.started and reader.lag > 0)
     metrics.initialise_steps([config.name for config in configs])
     api = InternalApi(
         links=links,
@@ -129,6 +133,7 @@ async def serve(settings: Settings) -> None:
         api_token=sw.api_token.get_secret_value() if sw.api_token else None,
         vorgang_key_of=vorgang_keys(configs),
         ready=lambda: reader.started,
+        health=lambda: reader.problem() or progress.problem(),
     )
     runners = [web.AppRunner(public_app(site), access_log=None), web.AppRunner(internal_app(api), access_log=None)]
     for runner in runners:
@@ -143,10 +148,11 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     if sw.publish_tracking:
         await ensure_tracking_topic(settings)
-    read = [settings.topics.outbox, settings.topics.receipts, settings.topics.dlq]
-    if await until_topics_exist(settings, read, stop):
+    figures: asyncio.Task[bool] | None = None
+    if await until_topics_exist(settings, [settings.topics.outbox], stop):
         await reader.start()
-        await deliveries.start()
+        # Receipts and dead letters feed only the figures: the pages do not wait for them.
+        figures = asyncio.create_task(_read_figures_once_they_exist(settings, deliveries, stop))
         log.info(
             "status-web ready",
             port=sw.port,
@@ -156,8 +162,9 @@ async def serve(settings: Settings) -> None:
         )
         await stop.wait()
     log.info("status-web stopping")
-    if reader.started:
+    if figures is not None and await figures:
         await deliveries.stop()
+    if reader.started:
         await reader.stop()
     for runner in runners:
         await runner.cleanup()
@@ -168,12 +175,21 @@ async def serve(settings: Settings) -> None:
 TOPIC_POLL_S = 5.0
 
 
-async def until_topics_exist(settings: Settings, topics: list[str], stop: asyncio.Event) -> bool:
-    """Wait until every topic status-web reads exists; False if stopped first.
+async def _read_figures_once_they_exist(settings: Settings, deliveries: DeliveryLogReader, stop: asyncio.Event) -> bool:
+    """Start the receipts and dead-letter reader once both topics exist; whether it was started."""
+    if not await until_topics_exist(settings, [settings.topics.receipts, settings.topics.dlq], stop):
+        return False
+    await deliveries.start()
+    return True
 
-    status-web creates none of them (the worker and the chart's topics job do, with their configs). Until they
-    exist the pages are served from the database, ``/readyz`` says not ready, and one warning says what is missing,
-    instead of the Kafka client's error line ten times a second.
+
+async def until_topics_exist(settings: Settings, topics: list[str], stop: asyncio.Event) -> bool:
+    """Wait until every one of ``topics`` exists; False if stopped first.
+
+    status-web creates none of the topics it reads (the worker and the chart's topics job do, with their configs).
+    Until the outbox exists the pages are served from the database and ``/readyz`` says not ready; until receipts and
+    dead letters exist the figures wait. One warning says what is missing, instead of the Kafka client's error line
+    ten times a second.
     """
     from aiokafka.admin import AIOKafkaAdminClient
 

@@ -40,6 +40,11 @@ class StatusWebMetrics:
             "Age of the newest outbox record when its batch was committed to the database",
             registry=registry,
         )
+        self.outbox_lag = Gauge(
+            "rueckkanal_status_web_outbox_lag_messages",
+            "Outbox records behind the newest offset of the partitions this replica reads, at its last fetch",
+            registry=registry,
+        )
         self.lag_histogram = Histogram(
             "rueckkanal_status_web_store_delay_seconds",
             "Time from an outbox record's timestamp to its database commit",
