@@ -38,6 +38,7 @@ out = {
     "state": [s.state.store, s.state.retention_days, s.state.standby_replicas],
     "targets": {name: [str(getattr(t, "signing_key", "")), str(getattr(t, "signing_cert", ""))]
                 for name, t in s.targets.items()},
+    "target_delivery": {name: s.delivery_for(name).model_dump() for name in s.targets},
 }
 portal = getattr(s, "portal", None)
 if portal is not None:
@@ -113,6 +114,9 @@ def test_rendered_settings_load_in_the_worker(tools: Tools, values: Path | None,
         if portal.get("auth") == "oauth2":
             assert loaded["client_secret"] in {"from-chart", "secret-of-rk_portal__oauth2__client_secret"}
     assert sorted(loaded["targets"]) == sorted(raw.get("targets", {}))
+    for name, target in raw.get("targets", {}).items():  # a target's own delivery bounds arrive as it set them
+        for key, value in target.get("settings", {}).get("delivery", {}).items():
+            assert loaded["target_delivery"][name][key] == value, (name, key)
     deployment = of_kind(docs, "Deployment")[0]
     mounts = {
         m["name"]: m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
