@@ -124,8 +124,9 @@ class SchemaCheck:
             pattern = self._attributes.get(str(name))
             if pattern is not None and not pattern.fullmatch(str(value)):
                 return False
-        elements = self._elements
-        tags = self._latin_tags
+        elements, tags = self._elements, self._latin_tags
+        if not tags:
+            return True  # root.iter() without tags would visit every element
         return all(elements[e.tag].fullmatch(e.text or "") for e in root.iter(*tags))  # type: ignore[index]
 
     @staticmethod
