@@ -29,6 +29,7 @@ from adapters.portal.classify import classify, is_transient
 from adapters.portal.httpbody import read_capped
 from adapters.portal.oauth2 import token_cache
 from adapters.portal.retry_after import parse_retry_after
+from adapters.portal.session import PortalSession
 from adapters.portal.xoev_http_config import PortalAuth, PortalHttpConfig, PortalTls
 from rueckkanal.errors import ConfigError, PermanentDeliveryError, Reason, RueckkanalError, TransientDeliveryError
 from rueckkanal.tracecontext import valid_traceparent
@@ -52,13 +53,16 @@ class XoevHttpPortal(PortalAdapter):
 
     def __init__(self, config: PortalHttpConfig, *, session: aiohttp.ClientSession | None = None) -> None:
         self.config = config
-        self._ssl = build_ssl_context(config)
-        self._session: aiohttp.ClientSession | None = session
-        self._owns_session = session is None
+        self._http = PortalSession(
+            session,
+            ssl_context=build_ssl_context(config),
+            max_connections=config.max_connections,
+            timeouts=config.timeouts,
+        )
         self._url = str(config.url)
         self._tokens = token_cache(
             config.oauth2 if config.auth is PortalAuth.OAUTH2 else None,
-            self._get_session,
+            self._http,
             max_bytes=config.max_response_bytes,
         )
 
@@ -76,20 +80,7 @@ class XoevHttpPortal(PortalAdapter):
         return self._classify(message, response)
 
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            timeouts = self.config.timeouts
-            connector = aiohttp.TCPConnector(limit=self.config.max_connections, ssl=self._ssl or True)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s),
-                raise_for_status=False,
-            )
-        return self._session
+        await self._http.aclose()
 
     async def _post(self, message: OutboundMessage, token: str | None) -> _Response:
         headers = {
@@ -110,7 +101,7 @@ class XoevHttpPortal(PortalAdapter):
                 raise TransientDeliveryError("token is not a valid header value", reason=Reason.PORTAL_UNAUTHORIZED)
             headers["Authorization"] = f"Bearer {token}"
         try:
-            async with self._get_session().post(
+            async with self._http().post(
                 self._url, data=message.xml, headers=headers, allow_redirects=False
             ) as response:
                 body = await read_capped(response, self.config.max_response_bytes)

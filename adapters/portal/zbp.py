@@ -48,6 +48,7 @@ from adapters.portal.classify import transient_reason
 from adapters.portal.httpbody import read_capped
 from adapters.portal.oauth2 import token_cache
 from adapters.portal.retry_after import parse_retry_after
+from adapters.portal.session import PortalSession
 from adapters.portal.xoev_http import ssl_context_for
 from adapters.portal.zbp_config import ZbpConfig
 from adapters.portal.zbp_payload import PayloadBuilder, canonical_json
@@ -101,12 +102,15 @@ class ZbpPortal(PortalAdapter):
         self.builder = PayloadBuilder(
             config, fachverfahren, sender_name=config.sender_name or sender_name, on_shortened=on_shortened
         )
-        self._ssl = ssl_context_for(config.tls, "zbp.tls")
-        self._session = session
-        self._owns_session = session is None
+        self._http = PortalSession(
+            session,
+            ssl_context=ssl_context_for(config.tls, "zbp.tls"),
+            max_connections=config.max_connections,
+            timeouts=config.timeouts,
+        )
         self._tokens = token_cache(
             config.oauth2 if config.auth is PortalAuth.OAUTH2 else None,
-            self._get_session,
+            self._http,
             max_bytes=config.max_response_bytes,
         )
 
@@ -117,17 +121,22 @@ class ZbpPortal(PortalAdapter):
     async def send(self, message: OutboundMessage) -> Receipt:
         uuid_key = _header_value(message.nachrichten_uuid)
         payloads = self.builder.build(message.xml, message.source)
-        if payloads.status is None:  # a correction of an earlier status: at most the corrected mailbox message
-            if payloads.message is None:
-                return Receipt(None, duplicate=False, status_code=204, received_at=datetime.now(UTC))
+        mailbox_payload = payloads.message
+
+        async def mailbox_message(content: dict[str, Any]) -> Receipt:
             return await self._deliver(
                 str(self.config.message_url),
-                canonical_json(payloads.message),
+                canonical_json(content),
                 key=str(uuid.uuid5(MESSAGE_NAMESPACE, uuid_key)),
                 service=self.config.message_service,
                 schema=self.config.message_schema,
                 message=message,
             )
+
+        if payloads.status is None:  # a correction of an earlier status: at most the corrected mailbox message
+            if mailbox_payload is None:
+                return Receipt(None, duplicate=False, status_code=204, received_at=datetime.now(UTC))
+            return await mailbox_message(mailbox_payload)
         status = await self._deliver(
             str(self.config.status_url),
             canonical_json(payloads.status),
@@ -136,16 +145,9 @@ class ZbpPortal(PortalAdapter):
             schema=self.config.status_schema,
             message=message,
         )
-        if payloads.message is None:
+        if mailbox_payload is None:
             return status
-        mailbox = await self._deliver(
-            str(self.config.message_url),
-            canonical_json(payloads.message),
-            key=str(uuid.uuid5(MESSAGE_NAMESPACE, uuid_key)),
-            service=self.config.message_service,
-            schema=self.config.message_schema,
-            message=message,
-        )
+        mailbox = await mailbox_message(mailbox_payload)
         return Receipt(
             status.portal_receipt_id,
             duplicate=status.duplicate and mailbox.duplicate,
@@ -154,20 +156,7 @@ class ZbpPortal(PortalAdapter):
         )
 
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            timeouts = self.config.timeouts
-            connector = aiohttp.TCPConnector(limit=self.config.max_connections, ssl=self._ssl or True)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s),
-                raise_for_status=False,
-            )
-        return self._session
+        await self._http.aclose()
 
     async def _deliver(
         self, url: str, content: str, *, key: str, service: str, schema: str, message: OutboundMessage
@@ -208,7 +197,7 @@ class ZbpPortal(PortalAdapter):
         if self._transport is not None:
             return await self._transport(url, body, headers)
         try:
-            async with self._get_session().post(url, data=body, headers=headers, allow_redirects=False) as response:
+            async with self._http().post(url, data=body, headers=headers, allow_redirects=False) as response:
                 answer = await read_capped(response, self.config.max_response_bytes)
                 return ZbpAnswer(response.status, response.headers.get("Retry-After"), answer)
         except TimeoutError:

@@ -304,7 +304,7 @@ async def test_oversized_answers_are_not_parsed_and_prove_nothing(status: int, r
 async def test_pool_limit_and_timeouts_reach_the_session() -> None:
     timeouts = PortalTimeouts(connect_s=1.5, total_s=4.0)
     async with adapter("http://127.0.0.1:9/in", max_connections=3, timeouts=timeouts) as portal:
-        session = portal._get_session()
+        session = portal._http()
         assert session.connector is not None
         assert session.connector.limit == 3
         assert (session.timeout.sock_connect, session.timeout.total) == (1.5, 4.0)
