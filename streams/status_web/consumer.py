@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from adapters.statusstore.base import StatusStore
@@ -40,6 +40,30 @@ log = structlog.get_logger("rueckkanal.status_web")
 
 MAX_BATCH = 500
 PROGRESS_STAGE = "status-web"
+
+
+def reader_consumer(
+    kafka_options: Mapping[str, Any],
+    group_id: str,
+    session_timeout_ms: int,
+    max_poll_records: int,
+    *topics: str,
+    **extra: Any,
+) -> AIOKafkaConsumer:
+    """A consumer of status-web's own group: it commits itself, after the database has the batch; a new group starts
+    at the beginning; only committed records are read."""
+    return kafka_records.consumer(
+        *topics,
+        **kafka_options,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(300, session_timeout_ms // 3),
+        max_poll_records=max_poll_records,
+        **extra,
+    )
 
 
 class OutboxReader:
@@ -74,16 +98,8 @@ class OutboxReader:
         self._next: dict[TopicPartition, int] = {}  # the next offset to read, per partition read so far
 
     async def start(self) -> None:
-        self.consumer = kafka_records.consumer(
-            self.outbox_topic,
-            **self._kafka_options,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            session_timeout_ms=self._session_timeout_ms,
-            heartbeat_interval_ms=max(300, self._session_timeout_ms // 3),
-            max_poll_records=MAX_BATCH,
+        self.consumer = reader_consumer(
+            self._kafka_options, self.group_id, self._session_timeout_ms, MAX_BATCH, self.outbox_topic
         )
         if self.tracking_topic is not None:
             self.producer = AIOKafkaProducer(**self._kafka_options, acks="all", enable_idempotence=True, linger_ms=5)

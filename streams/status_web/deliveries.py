@@ -34,8 +34,8 @@ from rueckkanal.errors import Reason
 from rueckkanal.metrics import STAGES
 from rueckkanal.settings import DEFAULT_TARGET, TARGET_NAME_PATTERN
 from rueckkanal.transparency import DeadLetterRecord, DeliveryRecord, epoch_seconds
-from streams import kafka_records
 from streams.headers import H_FAILED_AT, H_REASON, H_STAGE, H_TARGET, header
+from streams.status_web.consumer import reader_consumer
 from streams.status_web.metrics import StatusWebMetrics
 
 log = structlog.get_logger("rueckkanal.status_web")
@@ -110,16 +110,8 @@ class DeliveryLogReader:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.consumer = kafka_records.consumer(
-            **self._kafka_options,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            session_timeout_ms=self._session_timeout_ms,
-            heartbeat_interval_ms=max(300, self._session_timeout_ms // 3),
-            max_poll_records=1000,
-            metadata_max_age_ms=30_000,
+        self.consumer = reader_consumer(
+            self._kafka_options, self.group_id, self._session_timeout_ms, 1000, metadata_max_age_ms=30_000
         )
         await self.consumer.start()
         # subscribed after start: topics that do not exist yet (no worker has run) are picked up when they appear
