@@ -33,21 +33,9 @@ from rueckkanal.transparency import (
     days,
     epoch_seconds,
 )
+from streams.status_web.html import long_date, month_name
+from streams.status_web.texts import Lang
 
-MONTHS = (
-    "Januar",
-    "Februar",
-    "März",
-    "April",
-    "Mai",
-    "Juni",
-    "Juli",
-    "August",
-    "September",
-    "Oktober",
-    "November",
-    "Dezember",
-)
 CHART_STEP = "eingang_entschieden"  # the step the per-Leistung chart shows month by month
 
 
@@ -127,14 +115,14 @@ def share(part: int, whole: int) -> str:
 
 
 def de_date(day: date) -> str:
-    return f"{day.day}. {MONTHS[day.month - 1]} {day.year}"
+    return long_date(day, Lang.DE)
 
 
 def period_label(period: str) -> str:
     if period == TOTAL_PERIOD:
         return "ganzer Zeitraum"
     year, month = period.split("-")
-    return f"{MONTHS[int(month) - 1]} {year}"
+    return f"{month_name(int(month), Lang.DE)} {year}"
 
 
 def target_label(target: str) -> str:

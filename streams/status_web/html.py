@@ -20,44 +20,21 @@ from streams.status_web.page import StatusPage
 from streams.status_web.texts import Lang, ui
 
 _MONTHS = {
-    Lang.DE: (
-        [
-            "Januar",
-            "Februar",
-            "März",
-            "April",
-            "Mai",
-            "Juni",
-            "Juli",
-            "August",
-            "September",
-            "Oktober",
-            "November",
-            "Dezember",
-        ],
-    ),
-    Lang.EN: (
-        [
-            "January",
-            "February",
-            "March",
-            "April",
-            "May",
-            "June",
-            "July",
-            "August",
-            "September",
-            "October",
-            "November",
-            "December",
-        ],
-    ),
-}
+    Lang.DE: ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
+              "November", "Dezember"),
+    Lang.EN: ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+              "November", "December"),
+}  # fmt: skip
+
+
+def month_name(month: int, lang: Lang) -> str:
+    """März / March (``month`` 1–12)."""
+    return _MONTHS[lang][month - 1]
 
 
 def long_date(day: date, lang: Lang) -> str:
     """6. März 2024 / 6 March 2024."""
-    month = _MONTHS[lang][0][day.month - 1]
+    month = month_name(day.month, lang)
     return f"{day.day}. {month} {day.year}" if lang is Lang.DE else f"{day.day} {month} {day.year}"
 
 
