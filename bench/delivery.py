@@ -43,7 +43,6 @@ import math
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +82,7 @@ from rueckkanal.settings import PortalSettings, XoevSettings
 from rueckkanal.xoev import MessageRenderer, nachrichten_uuid
 from tests.support.events import SOURCE, hundesteuer_events
 from tests.support.kafka_io import Record, create_topics, delete_topics_containing, produce, read_all
+from tests.support.outbox import antrags_id_of
 from tests.support.pipeline import pipeline_env
 
 SELF = Path(__file__).resolve()
@@ -117,8 +117,11 @@ class Row:
 # -- the outbox --------------------------------------------------------------------------------------------------
 
 
-def render_outbox(run: str, messages: int, vorgaenge: int) -> tuple[list[Record], dict[str, int]]:
-    """N rendered messages over the Vorgänge, interleaved; key, value and headers as the ingest stage writes them."""
+def render_outbox(
+    run: str, messages: int, vorgaenge: int, *, with_antrags_id: bool = False
+) -> tuple[list[Record], dict[str, int]]:
+    """N rendered messages over the Vorgänge, interleaved; key, value and headers as the ingest stage writes them.
+    ``with_antrags_id``: every message with an antragsId (the ZBP needs one)."""
     [config] = [c for c in load_fachverfahren(data_path("fachverfahren")) if c.name == "hundesteuer"]
     adapter = build_adapter(config)
     renderer = MessageRenderer(XoevSettings())
@@ -130,6 +133,8 @@ def render_outbox(run: str, messages: int, vorgaenge: int) -> tuple[list[Record]
         key, value, headers = source_event.record
         inbound = InboundRecord(config.topic, 0, offset, 0, key, value, tuple(headers))
         event = adapter.decode(inbound)
+        if with_antrags_id:
+            event = event.model_copy(update={"antrags_id": antrags_id_of(event.vorgang_key)})
         state = VorgangState(event.status, source_event.step, event.status_time, (event.event_id,))
         rendered = renderer.render(event, state)
         outbox_headers = [
@@ -549,32 +554,6 @@ class TargetsResult:
     dlq: int
 
 
-def render_targets_outbox(run: str, messages: int, vorgaenge: int) -> tuple[list[Record], dict[str, int]]:
-    """The outbox of :func:`render_outbox`, every message with an antragsId (the ZBP needs one)."""
-    [config] = [c for c in load_fachverfahren(data_path("fachverfahren")) if c.name == "hundesteuer"]
-    adapter = build_adapter(config)
-    renderer = MessageRenderer(XoevSettings())
-    records: list[Record] = []
-    expected: dict[str, int] = {}
-    for offset, source_event in enumerate(hundesteuer_events(run, vorgaenge, math.ceil(messages / vorgaenge))):
-        if offset >= messages:
-            break
-        key, value, headers = source_event.record
-        event = adapter.decode(InboundRecord(config.topic, 0, offset, 0, key, value, tuple(headers)))
-        event = event.model_copy(update={"antrags_id": str(uuid.uuid5(uuid.NAMESPACE_URL, event.vorgang_key))})
-        rendered = renderer.render(event, VorgangState(event.status, source_event.step, event.status_time, ()))
-        outbox_headers = [
-            ("nachrichtenUUID", rendered.nachrichten_uuid.encode()),
-            ("status", event.status.encode()),
-            ("rk.sequence", str(rendered.sequence).encode()),
-            ("rk.status_time", event.status_time.isoformat().encode()),
-            ("rk.source", config.name.encode()),
-        ]
-        records.append((event.vorgang_key.encode(), rendered.xml, outbox_headers))
-        expected[source_event.vorgang_id] = expected.get(source_event.vorgang_id, 0) + 1
-    return records, expected
-
-
 class ZbpSim:
     """A ``portal-sim --mode zbp`` child trusting ``ca``."""
 
@@ -612,7 +591,7 @@ async def run_targets(ctx: Context) -> TargetsResult:
     args = ctx.args
     marker = unique("bench-dlv-targets")
     total = int(args.targets_rate * (args.targets_warmup + args.targets_outage + args.targets_tail))
-    records, expected = render_targets_outbox(unique("tgt"), total, args.vorgaenge)
+    records, expected = render_outbox(unique("tgt"), total, args.vorgaenge, with_antrags_id=True)
     ca = make_ca("Bench-CA")
     pair = issue(ca, ctx.workdir / marker / "zbp", "bench-rueckkanal")
     ca.write(ctx.workdir / marker / "ca.pem")
