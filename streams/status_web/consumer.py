@@ -79,7 +79,9 @@ class OutboxReader:
         fachverfahren_by_source: Mapping[str, str],
         tracking_topic: str | None,
         session_timeout_ms: int = 10_000,
+        progress: Progress | None = None,
     ) -> None:
+        """``progress`` is told of every stored batch and watches whether outbox records wait (``/healthz``)."""
         self._kafka_options = dict(kafka_options)
         self.outbox_topic = outbox_topic
         self.group_id = group_id
@@ -93,9 +95,11 @@ class OutboxReader:
         self._task: asyncio.Task[None] | None = None
         self.producer: AIOKafkaProducer | None = None
         self.started = False
-        self.progress: Progress | None = None  # told of every stored batch; watches whether records wait
         self.lag = 0  # outbox records behind the newest known offset, at the last fetch
         self._next: dict[TopicPartition, int] = {}  # the next offset to read, per partition read so far
+        self.progress = progress
+        if progress is not None:
+            progress.watch(PROGRESS_STAGE, lambda: self.started and self.lag > 0)
 
     async def start(self) -> None:
         self.consumer = reader_consumer(

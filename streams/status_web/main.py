@@ -26,7 +26,7 @@ from streams import logs
 from streams.app import kafka_client_options
 from streams.cliutil import load_settings
 from streams.obs import Progress
-from streams.status_web.consumer import PROGRESS_STAGE, OutboxReader
+from streams.status_web.consumer import OutboxReader
 from streams.status_web.deliveries import DeliveryLogReader
 from streams.status_web.estimate import Estimates
 from streams.status_web.http import InternalApi, StatusSite, internal_app, pepper_bytes, public_app
@@ -114,6 +114,7 @@ async def serve(settings: Settings) -> None:
         fachverfahren_by_source={config.source: config.name for config in configs},
         tracking_topic=sw.tracking_topic if sw.publish_tracking else None,
         session_timeout_ms=sw.consumer_session_timeout_ms,
+        progress=progress,
     )
     deliveries = DeliveryLogReader(
         kafka_options=kafka_client_options(settings.kafka),
@@ -124,8 +125,6 @@ async def serve(settings: Settings) -> None:
         metrics=metrics,
         session_timeout_ms=sw.consumer_session_timeout_ms,
     )
-    reader.progress = progress
-    progress.watch(PROGRESS_STAGE, lambda: reader.started and reader.lag > 0)
     metrics.initialise_steps([config.name for config in configs])
     api = InternalApi(
         links=links,
