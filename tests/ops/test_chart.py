@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.worker import STOP_MARGIN_S
 from tests.ops.tooling import (
     CHART,
     CI_VALUES,
@@ -120,6 +121,8 @@ def test_worker_pod_is_locked_down(tools: Tools, values: Path | None) -> None:
     margin = raw.get("terminationGraceMarginSeconds", 15)
     assert pod["terminationGracePeriodSeconds"] == math.ceil(drain) + margin
     assert pod["terminationGracePeriodSeconds"] > drain
+    # the worker's own stop deadline ends a hung stop, with its log line, before the kubelet's SIGKILL
+    assert pod["terminationGracePeriodSeconds"] >= drain + STOP_MARGIN_S + 5
 
 
 def test_replicas_never_exceed_partitions_and_schema_types_are_enforced(tools: Tools) -> None:
