@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 import os
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -89,7 +90,9 @@ def logging_config(settings: LogSettings) -> dict[str, Any]:
             }
         },
         "root": {"handlers": ["default"], "level": settings.level},
-        "loggers": {"aiokafka": {"level": "WARNING"}},
+        # asyncpg's pool logs a traceback every second while the database refuses connections; the store's callers
+        # log each failed attempt once, by class and place.
+        "loggers": {"aiokafka": {"level": "WARNING"}, "asyncpg": {"level": "ERROR"}},
     }
 
 
@@ -215,3 +218,13 @@ def log_outcome(
     for processor in _SHARED_PROCESSORS:
         line = processor(_OUTCOME_LOGGER, method, line)
     _OUTCOME_LOGGER.log(level, line, extra={"_logger": _OUTCOME_LOGGER, "_name": method})
+
+
+def where(error: BaseException) -> str:
+    """Where an exception was raised, as ``file:line in function``: for a log line, without the exception's message
+    (which may quote a value)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "unknown"
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"

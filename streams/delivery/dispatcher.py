@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import time
-import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,7 +61,7 @@ from streams.headers import (
     header_bytes,
 )
 from streams.headers import header as read_header
-from streams.logs import log_outcome
+from streams.logs import log_outcome, where
 from streams.obs import Progress, Readiness
 from streams.recordlog import Headers, LogUnavailable, Record, RecordLog, RecordRefused, TopicPartition
 
@@ -201,7 +200,7 @@ class DeliveryDispatcher:
                     partition=record.partition,
                     offset=record.offset,
                     error=type(error).__name__,
-                    where=_where(error),
+                    where=where(error),
                     failures=failures,
                 )
                 await asyncio.sleep(self.retry.delay(failures))
@@ -300,7 +299,7 @@ class DeliveryDispatcher:
                 portal=self._labels,
                 nachrichten_uuid=message.nachrichten_uuid,
                 error=type(error).__name__,
-                where=_where(error),
+                where=where(error),
             )
             raise TransientDeliveryError(
                 f"portal adapter raised {type(error).__name__}", reason=Reason.INTERNAL_ERROR
@@ -492,16 +491,6 @@ def _header(record: Record, name: str) -> str | None:
 
 def _raw_header(record: Record, name: str) -> bytes | None:
     return header_bytes(record.headers, name)
-
-
-def _where(error: BaseException) -> str:
-    """Where an exception was raised, as ``file:line in function``: for the log line, without its message (which
-    may quote a value)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
-        return "unknown"
-    frame = frames[-1]
-    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -31,7 +31,7 @@ from rueckkanal.tracking import StoredStatus, status_from_message
 from rueckkanal.transparency import completed_now, milestone_of, points_of
 from streams import kafka_records
 from streams.headers import H_SOURCE, header
-from streams.logs import vorgang_ref
+from streams.logs import vorgang_ref, where
 from streams.obs import Progress
 from streams.status_web.links import Links
 from streams.status_web.metrics import StatusWebMetrics
@@ -40,6 +40,7 @@ log = structlog.get_logger("rueckkanal.status_web")
 
 MAX_BATCH = 500
 PROGRESS_STAGE = "status-web"
+STORE_RETRY_S = 1.0  # the pause before a batch the database did not take is read again
 
 
 def reader_consumer(
@@ -81,7 +82,9 @@ class OutboxReader:
         session_timeout_ms: int = 10_000,
         progress: Progress | None = None,
     ) -> None:
-        """``progress`` is told of every stored batch and watches whether outbox records wait (``/healthz``)."""
+        """``progress`` is told of every attempt to store a batch and watches whether outbox records wait
+        (``/healthz``). An attempt the database refuses is a step forward too: a database outage is waited out
+        (a restart would not cure it) and counted; only a reader that stops attempting is stalled."""
         self._kafka_options = dict(kafka_options)
         self.outbox_topic = outbox_topic
         self.group_id = group_id
@@ -176,10 +179,15 @@ class OutboxReader:
         try:
             before = {key: await self.store.statuses(key) for key in milestone_keys}
             applied = await self.store.apply(statuses, datetime.now(UTC))
-        except Exception:
-            log.exception("status-web could not store a batch, reading it again")
+        except Exception as error:  # the class and place only: a database error can quote the values
+            self.metrics.store_errors.inc()
+            log.warning(
+                "status-web could not store a batch, reading it again", error=type(error).__name__, where=where(error)
+            )
+            if self.progress is not None:
+                self.progress.advanced(PROGRESS_STAGE)
             await self._rewind()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(STORE_RETRY_S)
             return
         if applied.stored:
             await self._observe_steps(before)

@@ -266,9 +266,19 @@ def not_found_page(layout: Layout) -> str:
 
 
 def too_many_page(layout: Layout) -> str:
-    de = f"<h1>{escape(ui('too_many_title', Lang.DE))}</h1><p>{escape(ui('too_many', Lang.DE))}</p>"
-    en = f'<p lang="en">{escape(ui("too_many", Lang.EN))}</p>'
-    return layout.page(Lang.DE, ui("too_many_title", Lang.DE), de + en, switch_href=None)
+    return _notice_page(layout, "too_many")
+
+
+def unavailable_page(layout: Layout) -> str:
+    """The page of a request that cannot be answered now (the database did not answer): the same for every link."""
+    return _notice_page(layout, "unavailable")
+
+
+def _notice_page(layout: Layout, key: str) -> str:
+    """A page of one notice (``key`` and ``key_title`` in the texts), German with the English below it."""
+    de = f"<h1>{escape(ui(key + '_title', Lang.DE))}</h1><p>{escape(ui(key, Lang.DE))}</p>"
+    en = f'<p lang="en">{escape(ui(key, Lang.EN))}</p>'
+    return layout.page(Lang.DE, ui(key + "_title", Lang.DE), de + en, switch_href=None)
 
 
 def _frist_note(frist: date, lang: Lang) -> str:

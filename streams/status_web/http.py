@@ -7,7 +7,8 @@ carries ``Cache-Control: no-store`` (static files excepted), ``Referrer-Policy: 
 nothing but this origin's stylesheet and images: no script, no frame, no form, no third party. An unknown, expired
 or revoked token and an unknown path get the same 404 answer, byte for byte (:data:`NOT_FOUND` is built once).
 Every client (its address, or the address ``trusted_proxies`` hops back in X-Forwarded-For) is rate-limited: 429
-with Retry-After.
+with Retry-After. A page that cannot be built (the database does not answer) is a 503 page with Retry-After, the
+same for every link, never a stack trace.
 
 **Internal** (``status_web.internal_port``, cluster only): ``/metrics``, ``/healthz``, ``/readyz``, and the link
 API for Fachverfahren (bearer token ``status_web.api_token``, compared in constant time): ``POST /api/v1/links``
@@ -33,7 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rueckkanal.epc import Transfer
 from rueckkanal.errors import ConfigError
 from rueckkanal.tracking import StoredStatus, timeline
-from streams.logs import vorgang_ref
+from streams.logs import vorgang_ref, where
 from streams.status_web import html
 from streams.status_web.estimate import Estimates, estimate_text
 from streams.status_web.links import Links
@@ -59,6 +60,7 @@ PRIVATE_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
 HTML = "text/html; charset=utf-8"
+UNAVAILABLE_RETRY_AFTER_S = 60  # a page that could not be built: when to ask again
 
 LeistungNames = Callable[[str, str, Lang], str | None]
 
@@ -94,6 +96,7 @@ class StatusSite:
         self.clock = clock
         self.not_found_body = html.not_found_page(self.layout).encode()
         self.too_many_body = html.too_many_page(self.layout).encode()
+        self.unavailable_body = html.unavailable_page(self.layout).encode()
         self.static = {
             "status.css": ((STATIC_DIR / "status.css").read_bytes(), "text/css; charset=utf-8"),
             "favicon.svg": ((STATIC_DIR / "favicon.svg").read_bytes(), "image/svg+xml"),
@@ -104,6 +107,19 @@ class StatusSite:
     def not_found(self) -> web.Response:
         self.metrics.not_found.inc()
         return web.Response(status=404, body=self.not_found_body, content_type="text/html", charset="utf-8")
+
+    def unavailable(self, error: Exception) -> web.Response:
+        """503 with a page that asks to come back later; logged with the error's class and place, never its text
+        (a database error can quote the values of the query)."""
+        self.metrics.unavailable.inc()
+        log.warning("status page not answered", error=type(error).__name__, where=where(error))
+        return web.Response(
+            status=503,
+            body=self.unavailable_body,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        )
 
     def client_of(self, request: web.Request) -> str:
         if self.trusted_proxies:
@@ -233,6 +249,10 @@ class StatusSite:
                     response = await handler(request)
                 except web.HTTPNotFound:
                     response = self.not_found()
+                except web.HTTPException:
+                    raise
+                except Exception as error:  # the database did not answer (or a bug): never a stack trace page
+                    response = self.unavailable(error)
         for name, value in PRIVATE_HEADERS.items():
             response.headers.setdefault(name, value)
         self.metrics.request_seconds.observe(time.perf_counter() - started)

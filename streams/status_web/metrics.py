@@ -20,6 +20,16 @@ class StatusWebMetrics:
             "Requests answered 404: unknown, expired or revoked links and unknown paths (not told apart)",
             registry=registry,
         )
+        self.unavailable = Counter(
+            "rueckkanal_status_web_unavailable_total",
+            "Requests answered 503 because the page could not be built (the database did not answer)",
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "rueckkanal_status_web_store_errors_total",
+            "Outbox batches the database did not take; each is read again after a pause",
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "rueckkanal_status_web_rate_limited_total", "Requests refused with 429", registry=registry
         )

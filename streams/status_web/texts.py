@@ -313,6 +313,13 @@ UI: dict[str, dict[Lang, str]] = {
         "valid until some time after the procedure has ended. Please check the address or contact the office that "
         "sent you the letter.",
     },
+    "unavailable_title": {Lang.DE: "Vorübergehend nicht verfügbar", Lang.EN: "Temporarily unavailable"},
+    "unavailable": {
+        Lang.DE: "Der Stand Ihres Antrags kann gerade nicht angezeigt werden. Es geht dabei nichts verloren. Bitte "
+        "versuchen Sie es in einigen Minuten noch einmal.",
+        Lang.EN: "The status of your application cannot be shown right now. Nothing is lost. Please try again in a "
+        "few minutes.",
+    },
     "too_many_title": {Lang.DE: "Zu viele Anfragen", Lang.EN: "Too many requests"},
     "too_many": {
         Lang.DE: "Von Ihrem Anschluss kamen sehr viele Anfragen. Bitte versuchen Sie es in einer Minute noch einmal.",

@@ -267,3 +267,96 @@ async def test_status_web_waits_for_the_topics_it_reads_and_says_so_once(
             web.proc.kill()
     repeated = [line for line in web.lines if "not found in cluster metadata" in str(line.get("event"))]
     assert not repeated, f"{len(repeated)} client error lines while waiting"
+
+
+async def test_a_database_outage_is_waited_out_without_a_restart_and_the_pages_say_so(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses every connection to status-web's database for longer than ``web.stall_after_s`` while a
+    status waits: the page answers 503 with Retry-After, ``/healthz`` stays 200 (a restart would not bring the
+    database back), the refusals are counted; once the database answers the status is stored and shown."""
+    outbox = f"rk.{unique}.outbox"
+    await create_topics(kafka_bootstrap, [outbox], partitions=3)
+    first, second = outbox_records(hundesteuer_events("outage", vorgaenge=1, steps=2))  # topic and database are new
+    vorgang_id = first[0].decode().split("|", 1)[1]  # the outbox key is the Vorgang key: source|id
+    database = await fresh_database(admin_dsn())
+    name = database.rsplit("/", 1)[1]
+    base = {"RK_KAFKA__BOOTSTRAP": kafka_bootstrap, "RK_APP_ID": f"rk-test-{unique}", "RK_TOPICS__OUTBOX": outbox}
+    stall_after_s = 3
+    api_token = "integration-test-api-token"  # noqa: S105  # the throwaway token of this test's link API
+    env = status_web_env(
+        base,
+        tmp_path,
+        unique,
+        database,
+        RK_STATUS_WEB__PUBLISH_TRACKING="false",
+        RK_STATUS_WEB__API_TOKEN=api_token,
+        RK_WEB__STALL_AFTER_S=str(stall_after_s),
+        # web.stall_after_s must exceed the delivery's longest quiet time (settings check): shortened with it
+        RK_DELIVERY__RETRY_MAX_DELAY_S="1",
+        RK_DELIVERY__RETRY_AFTER_CAP_S="1",
+        RK_DELIVERY__BREAKER_MAX_OPEN_S="1",
+        RK_PORTAL__TIMEOUTS__TOTAL_S="1",
+    )
+    internal = f"http://127.0.0.1:{env['RK_STATUS_WEB__INTERNAL_PORT']}"
+    web = CliProcess(["status-web"], env=env, log_file=tmp_path / "status-web.log")
+    admin = await asyncpg.connect(admin_dsn())
+    try:
+        web.wait_for_event("status-web ready", timeout=60)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{internal}/api/v1/links",
+                json={"fachverfahren": "hundesteuer", "vorgangId": vorgang_id},
+                headers={"Authorization": f"Bearer {api_token}"},
+            ) as response:
+                assert response.status == 201, await response.text()
+                url = (await response.json())["url"]
+            await produce(kafka_bootstrap, outbox, [first], crc32_partitioner)
+            deadline = time.monotonic() + 30
+            page = await _page(http, url)
+            while page is None or "Antrag eingegangen" not in page:
+                assert time.monotonic() < deadline, "the first status never appeared"
+                page = await _page(http, url)
+
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            await produce(kafka_bootstrap, outbox, [second], crc32_partitioner)
+            refused = "status-web could not store a batch, reading it again"
+            web.wait_for_event(refused, timeout=30)
+            started = time.monotonic()
+            # the liveness probe looks while the status waits (the stall clock starts at a look), and again later
+            async with http.get(f"{internal}/healthz") as response:
+                assert response.status == 200, await response.text()
+            while time.monotonic() - started < 2 * stall_after_s:  # refusals for longer than the stall time
+                web.wait_for_event(refused, timeout=30)
+            async with http.get(f"{internal}/healthz") as response:
+                assert response.status == 200, await response.text()
+            async with http.get(url) as response:
+                body = await response.text()
+                assert response.status == 503 and response.headers["Retry-After"] == "60"
+                assert "Vorübergehend nicht verfügbar" in body and "Antrag eingegangen" not in body
+            async with http.get(f"{internal}/metrics") as response:
+                metrics = await response.text()
+            [errors] = [
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("rueckkanal_status_web_store_errors_total ")
+            ]
+            assert errors >= 2 * stall_after_s - 1
+
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            deadline = time.monotonic() + 30
+            page = await _page(http, url)
+            while page is None or '<p class="status">Antrag angelegt</p>' not in page:
+                assert time.monotonic() < deadline, "the status waiting through the outage never appeared"
+                page = await _page(http, url)
+            async with http.get(f"{internal}/healthz") as response:
+                assert response.status == 200
+        assert web.terminate() == 0
+        assert not [line for line in web.lines if line.get("event") == "Traceback" or "exception" in line]
+    finally:
+        if web.proc.poll() is None:
+            web.proc.kill()
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await drop_database(database)

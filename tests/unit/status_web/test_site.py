@@ -113,3 +113,25 @@ async def test_a_revoked_or_unknown_link_does_not_answer_a_page_that_is_not_ther
         assert (await fetch(http, no_payment + "/zahlung"))[0] == 404
         assert (await fetch(http, no_payment + "/widerspruch"))[0] == 404
         assert (await fetch(http, f"{site.base_url}/s/{new_token()}"))[0] == 404
+
+
+async def test_a_page_the_database_cannot_answer_is_a_503_page_that_names_no_link(
+    site: RunningSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = site.urls[HST_205]
+    async with aiohttp.ClientSession() as http:
+        assert (await fetch(http, url))[0] == 200
+        await site.store.close()  # every read of the store fails from here on
+        answers = [await fetch(http, target) for target in (url, url + "/zahlung", url + "/girocode.svg")]
+    assert {status for status, _, _ in answers} == {503}
+    assert len({body for _, body, _ in answers}) == 1  # the same page for every link
+    _, body, headers = answers[0]
+    assert b"Vor\xc3\xbcbergehend nicht verf\xc3\xbcgbar" in body and b'<p lang="en">' in body
+    assert headers["Retry-After"] == "60" and headers["Cache-Control"] == "no-store"
+    assert headers["Content-Security-Policy"] == CSP
+    assert b"Traceback" not in body and b"sqlite" not in body.lower()
+    assert site.site.metrics.unavailable._value.get() == 3
+    logged = capsys.readouterr()
+    token = url.rsplit("/", 1)[1]
+    assert "status page not answered" in logged.out + logged.err
+    assert token not in logged.out + logged.err
