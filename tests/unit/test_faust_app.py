@@ -9,7 +9,7 @@ from pathlib import Path
 
 import faust
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 from mode.utils.queues import FlowControlQueue
@@ -23,6 +23,7 @@ from streams.faust_engine import (
     FaustConsumer,
     KeepQueuesOnResume,
     Transport,
+    hold_inactive,
 )
 
 
@@ -306,3 +307,47 @@ async def test_a_fetch_waiting_for_the_flow_to_resume_is_not_given_up(
     await asyncio.wait_for(drain, timeout=10)
     assert handed == [0, 1, 2]  # a raced fetch was given up at once, again and again, and these never arrived
     assert fetches == 2
+
+
+class _PausableConsumer:
+    """aiokafka's consumer as hold_inactive sees it: an assignment and a set of paused partitions, of aiokafka's
+    TopicPartition (faust's TP compares equal, but aiokafka's pause and resume refuse it)."""
+
+    def __init__(self, assigned: set[TP]) -> None:
+        self.assigned = {TopicPartition(*tp) for tp in assigned}
+        self.paused_tps: set[TopicPartition] = set()
+        self.calls: list[tuple[str, frozenset[TopicPartition]]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_tps)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        assert all(type(tp) is TopicPartition for tp in tps), tps
+        self.calls.append(("pause", frozenset(tps)))
+        self.paused_tps |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        assert all(type(tp) is TopicPartition for tp in tps), tps
+        self.calls.append(("resume", frozenset(tps)))
+        self.paused_tps -= set(tps)
+
+
+def test_partitions_faust_does_not_read_are_paused_in_aiokafka_and_resumed_when_it_reads_them_again() -> None:
+    sources = {TP("fv.hundesteuer.status", p) for p in range(3)}
+    changelog = {TP("rk-vorgaenge-changelog", p) for p in range(3)}
+    consumer = _PausableConsumer(sources | changelog)
+    hold_inactive(consumer, set(changelog))  # recovering: faust reads only the changelog
+    assert consumer.paused_tps == sources
+    hold_inactive(consumer, set(sources))  # recovered: faust reads the sources, not the changelog
+    assert consumer.paused_tps == changelog
+    calls = len(consumer.calls)
+    hold_inactive(consumer, set(sources))  # nothing changed: nothing asked of aiokafka
+    assert len(consumer.calls) == calls
+    consumer.assigned |= {TopicPartition("fv.hundesteuer.status", 3)}  # a new partition, not read yet
+    hold_inactive(consumer, set(sources))
+    assert consumer.paused_tps == changelog | {TP("fv.hundesteuer.status", 3)}
+    hold_inactive(consumer, sources | changelog)  # a standby: its changelog is read again
+    assert consumer.paused_tps == {TP("fv.hundesteuer.status", 3)}
