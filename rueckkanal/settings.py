@@ -372,10 +372,10 @@ class StatusWebSettings(_Section):
     accessibility_contact_email: str = Field("barrierefreiheit@leipzig.de", pattern=r"^[^@\s]+@[^@\s]+$")
     accessibility_contact_phone: str | None = Field("0341 123-0", max_length=40)
     accessibility_statement_date: date = date(2026, 3, 1)
-    enforcement_url: HttpUrl = HttpUrl("https://www.behindertenbeauftragter.sachsen.de/")
-    enforcement_name: str = (
-        "Beauftragter der Sächsischen Staatsregierung für die Belange von Menschen mit Behinderungen"
-    )
+    # Saxony's body for the enforcement procedure of EU directive 2016/2102 (docs/status-web.md): another state's
+    # city names its own.
+    enforcement_url: HttpUrl = HttpUrl("https://www.durchsetzungsstelle.sachsen.de/")
+    enforcement_name: str = "Durchsetzungsstelle des Freistaates Sachsen bei der Sächsischen Staatskanzlei"
     widerspruch: WiderspruchSettings = WiderspruchSettings()
     widerspruch_per_leistung: dict[str, WiderspruchSettings] = Field(
         default_factory=dict, description="Leistungsschlüssel → form and text, where they differ from the default"

@@ -386,9 +386,10 @@ def accessibility_page(
             "<h2>Feedback und Kontakt</h2>"
             f"<p>Sind Ihnen Mängel aufgefallen, oder brauchen Sie Inhalte in einer anderen Form? Schreiben Sie uns: "
             f"{mail}{phone}.</p>"
-            "<h2>Schlichtungsverfahren</h2>"
-            "<p>Wenn Sie auf Ihre Rückmeldung keine zufriedenstellende Antwort bekommen, können Sie sich an die "
-            f"Schlichtungsstelle wenden: {enforcement}.</p>"
+            "<h2>Durchsetzungsverfahren</h2>"
+            "<p>Wenn Sie auf Ihre Rückmeldung binnen eines Monats keine oder keine zufriedenstellende Antwort "
+            f"bekommen, können Sie sich an die Durchsetzungsstelle wenden: {enforcement}. Das Verfahren ist für Sie "
+            "kostenlos.</p>"
         )
     else:
         title = "Accessibility statement"
@@ -406,6 +407,7 @@ def accessibility_page(
             "<h2>Feedback and contact</h2>"
             f"<p>Have you found a barrier, or do you need content in another form? Write to us: {mail}{phone}.</p>"
             "<h2>Enforcement procedure</h2>"
-            f"<p>If our answer does not satisfy you, you can turn to the conciliation body: {enforcement}.</p>"
+            "<p>If you get no answer within a month, or one that does not satisfy you, you can turn to the "
+            f"enforcement body: {enforcement}. The procedure is free of charge for you.</p>"
         )
     return layout.page(lang, title, body, switch_href=f"/barrierefreiheit?lang={_other(lang)}")

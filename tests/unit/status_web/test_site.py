@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from rueckkanal.settings import Settings
 from rueckkanal.tracking import new_token
 from streams.status_web.http import CSP
 from tests.support.status_web import RunningSite, start_site
@@ -135,3 +136,22 @@ async def test_a_page_the_database_cannot_answer_is_a_503_page_that_names_no_lin
     token = url.rsplit("/", 1)[1]
     assert "status page not answered" in logged.out + logged.err
     assert token not in logged.out + logged.err
+
+
+async def test_the_accessibility_statement_has_every_part_of_the_eu_model_and_names_the_enforcement_body(
+    site: RunningSite,
+) -> None:
+    settings = Settings().status_web
+    async with aiohttp.ClientSession() as http:
+        _, german, _ = await fetch(http, f"{site.base_url}/barrierefreiheit")
+        _, english, _ = await fetch(http, f"{site.base_url}/barrierefreiheit?lang=en")
+    text_de, text_en = german.decode(), english.decode()
+    for heading in ("Stand der Vereinbarkeit", "Nicht barrierefreie Inhalte", "Feedback und Kontakt",
+                    "Durchsetzungsverfahren"):  # fmt: skip
+        assert f"<h2>{heading}</h2>" in text_de, heading
+    for heading in ("Compliance status", "Content that is not accessible", "Feedback and contact",
+                    "Enforcement procedure"):  # fmt: skip
+        assert f"<h2>{heading}</h2>" in text_en, heading
+    body = f'<a href="{settings.enforcement_url}" rel="noreferrer">{settings.enforcement_name}</a>'
+    assert body in text_de and body in text_en
+    assert f'href="mailto:{settings.accessibility_contact_email}"' in text_de
