@@ -63,6 +63,7 @@ class KafkaSettings(_Section):
 DAY_MS = 24 * 60 * 60 * 1000
 DLQ_RETENTION_MS = 365 * DAY_MS
 RECEIPTS_RETENTION_MS = 90 * DAY_MS
+STORE_RETRY_PAUSE_S = 1.0  # status-web: the pause before a batch its database did not take is read again
 
 
 class TopicSettings(_Section):
@@ -362,6 +363,12 @@ class StatusWebSettings(_Section):
     tracking_topic: str = Field("rueckkanal.tracking", description="link records for Fachverfahren (key = Vorgang)")
     publish_tracking: bool = Field(True, description="mint a link for each new Vorgang and publish it there")
     consumer_session_timeout_ms: int = Field(10_000, ge=1000, description="a dead replica's partitions move after this")
+    page_deadline_s: float = Field(
+        5.0, gt=0, description="a page not built within this (a slow or locked database) is answered 503"
+    )
+    store_deadline_s: float = Field(
+        60.0, gt=0, description="an outbox batch the database has not stored within this is refused and read again"
+    )
     city: str = Field("Stadt Leipzig", min_length=1, max_length=100)
     estimate_min_count: int = Field(
         20,
@@ -577,6 +584,11 @@ class Settings(BaseSettings):
                     f"breaker open time plus {where}.timeouts.total_s, or /healthz would fail a delivery that is only "
                     "waiting"
                 )
+        if self.web.stall_after_s <= self.status_web.store_deadline_s + STORE_RETRY_PAUSE_S:
+            raise ValueError(
+                f"web.stall_after_s must exceed status_web.store_deadline_s + {STORE_RETRY_PAUSE_S:.0f} s, or "
+                "status-web's /healthz would fail a batch that is only waiting for its database"
+            )
         return self
 
     def delivery_for(self, target: str) -> DeliverySettings:

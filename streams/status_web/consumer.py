@@ -27,6 +27,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from adapters.statusstore.base import StatusStore
 from rueckkanal.errors import InputRejected
+from rueckkanal.settings import STORE_RETRY_PAUSE_S
 from rueckkanal.tracking import StoredStatus, status_from_message
 from rueckkanal.transparency import completed_now, milestone_of, points_of
 from streams import kafka_records
@@ -40,7 +41,6 @@ log = structlog.get_logger("rueckkanal.status_web")
 
 MAX_BATCH = 500
 PROGRESS_STAGE = "status-web"
-STORE_RETRY_S = 1.0  # the pause before a batch the database did not take is read again
 
 
 def reader_consumer(
@@ -81,6 +81,7 @@ class OutboxReader:
         tracking_topic: str | None,
         session_timeout_ms: int = 10_000,
         progress: Progress | None = None,
+        store_deadline_s: float = 60.0,
     ) -> None:
         """``progress`` is told of every attempt to store a batch and watches whether outbox records wait
         (``/healthz``). An attempt the database refuses is a step forward too: a database outage is waited out
@@ -101,6 +102,7 @@ class OutboxReader:
         self.lag = 0  # outbox records behind the newest known offset, at the last fetch
         self._next: dict[TopicPartition, int] = {}  # the next offset to read, per partition read so far
         self.progress = progress
+        self.store_deadline_s = store_deadline_s
         if progress is not None:
             progress.watch(PROGRESS_STAGE, lambda: self.started and self.lag > 0)
 
@@ -177,8 +179,9 @@ class OutboxReader:
                     statuses.append(status)
         milestone_keys = sorted({s.vorgang_key for s in statuses if milestone_of(s.status) is not None})
         try:
-            before = {key: await self.store.statuses(key) for key in milestone_keys}
-            applied = await self.store.apply(statuses, datetime.now(UTC))
+            async with asyncio.timeout(self.store_deadline_s):  # a locked table is a refusal too: counted, read again
+                before = {key: await self.store.statuses(key) for key in milestone_keys}
+                applied = await self.store.apply(statuses, datetime.now(UTC))
         except Exception as error:  # the class and place only: a database error can quote the values
             self.metrics.store_errors.inc()
             log.warning(
@@ -187,7 +190,7 @@ class OutboxReader:
             if self.progress is not None:
                 self.progress.advanced(PROGRESS_STAGE)
             await self._rewind()
-            await asyncio.sleep(STORE_RETRY_S)
+            await asyncio.sleep(STORE_RETRY_PAUSE_S)
             return
         if applied.stored:
             await self._observe_steps(before)

@@ -7,8 +7,8 @@ carries ``Cache-Control: no-store`` (static files excepted), ``Referrer-Policy: 
 nothing but this origin's stylesheet and images: no script, no frame, no form, no third party. An unknown, expired
 or revoked token and an unknown path get the same 404 answer, byte for byte (:data:`NOT_FOUND` is built once).
 Every client (its address, or the address ``trusted_proxies`` hops back in X-Forwarded-For) is rate-limited: 429
-with Retry-After. A page that cannot be built (the database does not answer) is a 503 page with Retry-After, the
-same for every link, never a stack trace.
+with Retry-After. A page that cannot be built (the database fails, or does not answer within
+``status_web.page_deadline_s``) is a 503 page with Retry-After, the same for every link, never a stack trace.
 
 **Internal** (``status_web.internal_port``, cluster only): ``/metrics``, ``/healthz``, ``/readyz``, and the link
 API for Fachverfahren (bearer token ``status_web.api_token``, compared in constant time): ``POST /api/v1/links``
@@ -18,6 +18,7 @@ revokes one link or every link of a Vorgang.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import time
@@ -82,8 +83,10 @@ class StatusSite:
         trusted_proxies: int = 0,
         clock: Callable[[], float] = time.monotonic,
         estimates: Estimates | None = None,
+        page_deadline_s: float = 5.0,
     ) -> None:
         self.estimates = estimates
+        self.page_deadline_s = page_deadline_s
         self.links = links
         self.metrics = metrics
         self.limiter = limiter
@@ -246,7 +249,8 @@ class StatusSite:
                 )
             else:
                 try:
-                    response = await handler(request)
+                    async with asyncio.timeout(self.page_deadline_s):  # a slow or locked database: 503, not a hang
+                        response = await handler(request)
                 except web.HTTPNotFound:
                     response = self.not_found()
                 except web.HTTPException:

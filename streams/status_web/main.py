@@ -102,6 +102,7 @@ async def serve(settings: Settings) -> None:
         },
         trusted_proxies=sw.trusted_proxies,
         estimates=Estimates(store, sw.estimate_min_count),
+        page_deadline_s=sw.page_deadline_s,
     )
     progress = Progress(settings.web.stall_after_s)
     reader = OutboxReader(
@@ -115,6 +116,7 @@ async def serve(settings: Settings) -> None:
         tracking_topic=sw.tracking_topic if sw.publish_tracking else None,
         session_timeout_ms=sw.consumer_session_timeout_ms,
         progress=progress,
+        store_deadline_s=sw.store_deadline_s,
     )
     deliveries = DeliveryLogReader(
         kafka_options=kafka_client_options(settings.kafka),

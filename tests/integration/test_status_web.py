@@ -1,5 +1,6 @@
-"""status-web against the real broker: its own consumer group keeps the page current without the portal, and two
-replicas on PostgreSQL lose and duplicate nothing when one of them is killed while events arrive."""
+"""status-web against the real broker: its own consumer group keeps the page current without the portal, two
+replicas on PostgreSQL lose and duplicate nothing when one of them is killed while events arrive, and a database
+that refuses connections or holds its table locked is waited out without a restart and without a hanging page."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 
 from tests.support.events import hundesteuer_events
 from tests.support.kafka_io import crc32_partitioner, create_topics, produce, read_all
@@ -269,18 +271,45 @@ async def test_status_web_waits_for_the_topics_it_reads_and_says_so_once(
     assert not repeated, f"{len(repeated)} client error lines while waiting"
 
 
-async def test_a_database_outage_is_waited_out_without_a_restart_and_the_pages_say_so(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+class _DatabaseTrouble:
+    """PostgreSQL refusing every connection to one database, or a session holding its status table locked."""
+
+    def __init__(self, kind: str, database: str) -> None:
+        self.kind, self.database, self.name = kind, database, database.rsplit("/", 1)[1]
+        self._locker: asyncpg.Connection | None = None
+        self._lock: Any = None
+
+    async def begin(self, admin: asyncpg.Connection) -> None:
+        if self.kind == "refusing":
+            await admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", self.name)
+        else:  # as a long migration or VACUUM FULL would: reads and writes of the table wait
+            self._locker = await asyncpg.connect(self.database)
+            self._lock = self._locker.transaction()
+            await self._lock.start()
+            await self._locker.execute("LOCK TABLE status IN ACCESS EXCLUSIVE MODE")
+
+    async def end(self, admin: asyncpg.Connection) -> None:
+        await admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+        if self._locker is not None:
+            await self._lock.rollback()
+            await self._locker.close()
+            self._locker = None
+
+
+@pytest.mark.parametrize("trouble", ["refusing", "locked"])
+async def test_database_trouble_is_waited_out_without_a_restart_and_the_pages_say_so(
+    kafka_bootstrap: str, unique: str, tmp_path: Path, trouble: str
 ) -> None:
-    """PostgreSQL refuses every connection to status-web's database for longer than ``web.stall_after_s`` while a
-    status waits: the page answers 503 with Retry-After, ``/healthz`` stays 200 (a restart would not bring the
-    database back), the refusals are counted; once the database answers the status is stored and shown."""
+    """PostgreSQL refuses every connection to status-web's database, or a session holds its table locked, for longer
+    than ``web.stall_after_s`` while a status waits: the page answers 503 with Retry-After instead of hanging,
+    ``/healthz`` stays 200 (a restart would not cure it), the refusals are counted; once the database answers the
+    status is stored and shown."""
     outbox = f"rk.{unique}.outbox"
     await create_topics(kafka_bootstrap, [outbox], partitions=3)
     first, second = outbox_records(hundesteuer_events("outage", vorgaenge=1, steps=2))  # topic and database are new
     vorgang_id = first[0].decode().split("|", 1)[1]  # the outbox key is the Vorgang key: source|id
     database = await fresh_database(admin_dsn())
-    name = database.rsplit("/", 1)[1]
     base = {"RK_KAFKA__BOOTSTRAP": kafka_bootstrap, "RK_APP_ID": f"rk-test-{unique}", "RK_TOPICS__OUTBOX": outbox}
     stall_after_s = 3
     api_token = "integration-test-api-token"  # noqa: S105  # the throwaway token of this test's link API
@@ -291,8 +320,11 @@ async def test_a_database_outage_is_waited_out_without_a_restart_and_the_pages_s
         database,
         RK_STATUS_WEB__PUBLISH_TRACKING="false",
         RK_STATUS_WEB__API_TOKEN=api_token,
+        RK_STATUS_WEB__PAGE_DEADLINE_S="1",
         RK_WEB__STALL_AFTER_S=str(stall_after_s),
-        # web.stall_after_s must exceed the delivery's longest quiet time (settings check): shortened with it
+        # web.stall_after_s must exceed the delivery's longest quiet time and status-web's store deadline (settings
+        # checks): shortened with it
+        RK_STATUS_WEB__STORE_DEADLINE_S="1",
         RK_DELIVERY__RETRY_MAX_DELAY_S="1",
         RK_DELIVERY__RETRY_AFTER_CAP_S="1",
         RK_DELIVERY__BREAKER_MAX_OPEN_S="1",
@@ -301,9 +333,11 @@ async def test_a_database_outage_is_waited_out_without_a_restart_and_the_pages_s
     internal = f"http://127.0.0.1:{env['RK_STATUS_WEB__INTERNAL_PORT']}"
     web = CliProcess(["status-web"], env=env, log_file=tmp_path / "status-web.log")
     admin = await asyncpg.connect(admin_dsn())
+    problem = _DatabaseTrouble(trouble, database)
     try:
         web.wait_for_event("status-web ready", timeout=60)
-        async with aiohttp.ClientSession() as http:
+        # without a page deadline a request would wait for the lock until this client gives up: the test fails
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
             async with http.post(
                 f"{internal}/api/v1/links",
                 json={"fachverfahren": "hundesteuer", "vorgangId": vorgang_id},
@@ -318,8 +352,7 @@ async def test_a_database_outage_is_waited_out_without_a_restart_and_the_pages_s
                 assert time.monotonic() < deadline, "the first status never appeared"
                 page = await _page(http, url)
 
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            await problem.begin(admin)
             await produce(kafka_bootstrap, outbox, [second], crc32_partitioner)
             refused = "status-web could not store a batch, reading it again"
             web.wait_for_event(refused, timeout=30)
@@ -342,13 +375,13 @@ async def test_a_database_outage_is_waited_out_without_a_restart_and_the_pages_s
                 for line in metrics.splitlines()
                 if line.startswith("rueckkanal_status_web_store_errors_total ")
             ]
-            assert errors >= 2 * stall_after_s - 1
+            assert errors >= 3
 
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await problem.end(admin)
             deadline = time.monotonic() + 30
             page = await _page(http, url)
             while page is None or '<p class="status">Antrag angelegt</p>' not in page:
-                assert time.monotonic() < deadline, "the status waiting through the outage never appeared"
+                assert time.monotonic() < deadline, "the status waiting through the trouble never appeared"
                 page = await _page(http, url)
             async with http.get(f"{internal}/healthz") as response:
                 assert response.status == 200
@@ -357,6 +390,6 @@ async def test_a_database_outage_is_waited_out_without_a_restart_and_the_pages_s
     finally:
         if web.proc.poll() is None:
             web.proc.kill()
-        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await problem.end(admin)
         await admin.close()
         await drop_database(database)

@@ -75,3 +75,12 @@ async def test_healthz_fails_once_the_outbox_reader_has_stopped(served: tuple[st
     state["stopped"] = "the outbox reader has stopped"
     status, body = await _status(f"{url}/healthz")
     assert status == 503 and body["problem"] == "the outbox reader has stopped"
+
+
+def test_the_stall_time_must_exceed_status_web_s_store_deadline() -> None:
+    from pydantic import ValidationError
+
+    from rueckkanal.settings import Settings, StatusWebSettings
+
+    with pytest.raises(ValidationError, match=r"status_web\.store_deadline_s"):
+        Settings(status_web=StatusWebSettings(store_deadline_s=600))
