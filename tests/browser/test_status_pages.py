@@ -1,7 +1,7 @@
 """The status pages in a real browser: Debian's Chromium driven by Playwright, checked by axe-core from npm.
 
-For every example Vorgang's page, the payment view, the Widerspruch view, the accessibility statement and the 404
-page, at 320 and at 1280 CSS px:
+For every example Vorgang's page, the payment view, the Widerspruch view, the accessibility statement, the 404
+page and the page of a link whose database is gone (503), at 320 and at 1280 CSS px:
 
 * axe-core (WCAG 2.1 A and AA rules) finds no violation;
 * nothing scrolls sideways (the page is no wider than the viewport);
@@ -53,18 +53,22 @@ def tools_env() -> dict[str, str]:
 class Served:
     site: RunningSite
     loop: asyncio.AbstractEventLoop
+    down: RunningSite  # a second site whose database is gone: every link answers the "temporarily unavailable" page
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The site on its own event loop in a thread, so the synchronous Playwright API can drive it."""
+    """The sites on their own event loop in a thread, so the synchronous Playwright API can drive them."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    tmp = tmp_path_factory.mktemp("status-web")
-    site = asyncio.run_coroutine_threadsafe(start_site(tmp), loop).result(timeout=60)
-    yield Served(site, loop)
-    asyncio.run_coroutine_threadsafe(site.close(), loop).result(timeout=30)
+    site = asyncio.run_coroutine_threadsafe(start_site(tmp_path_factory.mktemp("status-web")), loop).result(timeout=60)
+    down = asyncio.run_coroutine_threadsafe(start_site(tmp_path_factory.mktemp("down")), loop).result(timeout=60)
+    asyncio.run_coroutine_threadsafe(down.store.close(), loop).result(timeout=30)
+    yield Served(site, loop, down)
+    for running in (site, down):
+        asyncio.run_coroutine_threadsafe(running.runner.cleanup(), loop).result(timeout=30)
+    asyncio.run_coroutine_threadsafe(site.store.close(), loop).result(timeout=30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=10)
 
@@ -89,8 +93,14 @@ def axe_js() -> str:
     return path.read_text(encoding="utf-8")
 
 
-def pages(site: RunningSite) -> list[tuple[str, str]]:
-    """(name, path) of every page the acceptance criteria name."""
+def pages(served: Served) -> list[tuple[str, str]]:
+    """(name, URL) of every page the acceptance criteria name, and the page of a link the database cannot answer."""
+    return [(name, served.site.base_url + path) for name, path in _paths(served.site)] + [
+        ("unavailable", next(iter(sorted(served.down.urls.values())))),
+    ]
+
+
+def _paths(site: RunningSite) -> list[tuple[str, str]]:
     out = []
     for key, url in sorted(site.urls.items()):
         path = urlsplit(url).path
@@ -111,33 +121,34 @@ def pages(site: RunningSite) -> list[tuple[str, str]]:
     return out
 
 
-def _visit(browser: Browser, base: str, path: str, width: int) -> tuple[Page, list[str], Any]:
+def _visit(browser: Browser, url: str, width: int) -> tuple[Page, list[str], Any]:
     context = browser.new_context(viewport={"width": width, "height": 900}, java_script_enabled=False)
     page = context.new_page()
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(base + path, wait_until="load")
+    page.goto(url, wait_until="load")
     return page, requested, context
 
 
 def test_every_page_is_accessible_self_contained_and_fits_320_px(served: Served, browser: Browser, axe_js: str) -> None:
-    site = served.site
-    origin = site.base_url
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    for name, path in pages(site):
+    for name, url in pages(served):
+        origin = url[: url.index("/", len("http://"))]
         for width in WIDTHS:
-            page, requested, context = _visit(browser, origin, path, width)
+            page, requested, context = _visit(browser, url, width)
             page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
             foreign = [url for url in requested if not url.startswith(origin + "/")]
             if foreign:
                 problems.append(f"{name}@{width}: requests outside the origin: {foreign}")
             html = page.content()
+            if name == "unavailable" and "Vorübergehend nicht verfügbar" not in html:
+                problems.append(f"{name}@{width}: not the page of a link the database cannot answer")
             page.context.close()
             # axe needs script: the same page in a script-enabled context that lets the test inject it past the CSP
             checker_context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
             checker = checker_context.new_page()
-            checker.goto(origin + path, wait_until="load")
+            checker.goto(url, wait_until="load")
             checker.add_script_tag(content=axe_js)
             result = checker.evaluate(
                 "async (tags) => await axe.run(document, "
@@ -158,12 +169,11 @@ def test_every_page_is_accessible_self_contained_and_fits_320_px(served: Served,
 
 
 def test_keyboard_alone_reaches_every_link_with_a_visible_focus(served: Served, browser: Browser) -> None:
-    site = served.site
     problems: list[str] = []
-    for name, path in pages(site):
+    for name, url in pages(served):
         context = browser.new_context(viewport={"width": 320, "height": 900})
         page = context.new_page()
-        page.goto(site.base_url + path, wait_until="load")
+        page.goto(url, wait_until="load")
         links = page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.outerHTML)")
         reached: list[str] = []
         for _ in range(len(links) + 3):
