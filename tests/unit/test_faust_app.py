@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import faust
 import pytest
@@ -307,6 +308,24 @@ async def test_a_fetch_waiting_for_the_flow_to_resume_is_not_given_up(
     await asyncio.wait_for(drain, timeout=10)
     assert handed == [0, 1, 2]  # a raced fetch was given up at once, again and again, and these never arrived
     assert fetches == 2
+
+
+@pytest.mark.upstream_canary
+def test_faust_pauses_a_partition_only_in_its_own_books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer = _consumer(tmp_path)
+    asked: list[str] = []
+
+    class _Thread:  # the consumer thread that owns aiokafka's consumer: anything faust asks of it is noted
+        def __getattr__(self, name: str) -> Any:
+            asked.append(name)
+            return lambda *args, **kwargs: None
+
+    changelog = TP("rk-vorgaenge-changelog", 0)
+    monkeypatch.setattr(consumer, "_thread", _Thread())
+    consumer._active_partitions = {changelog, TP("fv.hundesteuer.status", 0)}
+    consumer.pause_partitions([changelog])
+    assert changelog not in consumer._get_active_partitions()
+    assert asked == []  # aiokafka still fetches it: hold_inactive pauses it there
 
 
 class _PausableConsumer:
