@@ -63,7 +63,7 @@ class KafkaSettings(_Section):
 DAY_MS = 24 * 60 * 60 * 1000
 DLQ_RETENTION_MS = 365 * DAY_MS
 RECEIPTS_RETENTION_MS = 90 * DAY_MS
-STORE_RETRY_PAUSE_S = 1.0  # status-web: the pause before a batch its database did not take is read again
+STORE_RETRY_PAUSE_S = 1.0  # status-web: the pause before a batch it could not store (database or broker) is read again
 
 
 class TopicSettings(_Section):

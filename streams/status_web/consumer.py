@@ -67,6 +67,18 @@ def reader_consumer(
     )
 
 
+async def read_again_later(consumer: AIOKafkaConsumer) -> None:
+    """After a batch that was not stored (the database or the broker failed): seek every assigned partition back to
+    its committed offset, the beginning without one, so nothing uncommitted is skipped; then pause before reading."""
+    for tp in consumer.assignment():
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
+    await asyncio.sleep(STORE_RETRY_PAUSE_S)
+
+
 class OutboxReader:
     def __init__(
         self,
@@ -156,17 +168,7 @@ class OutboxReader:
                     await self._handle(batch)
             except (KafkaError, OSError) as error:  # the database or the broker; the batch comes again
                 log.warning("status-web batch not stored, reading it again", error=type(error).__name__)
-                await self._rewind()
-                await asyncio.sleep(1.0)
-
-    async def _rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset: nothing uncommitted is skipped."""
-        for tp in self.consumer.assignment():
-            committed = await self.consumer.committed(tp)
-            if committed is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
+                await read_again_later(self.consumer)
 
     async def _handle(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
         statuses: list[StoredStatus] = []
@@ -189,8 +191,7 @@ class OutboxReader:
             )
             if self.progress is not None:
                 self.progress.advanced(PROGRESS_STAGE)
-            await self._rewind()
-            await asyncio.sleep(STORE_RETRY_PAUSE_S)
+            await read_again_later(self.consumer)
             return
         if applied.stored:
             await self._observe_steps(before)

@@ -35,7 +35,7 @@ from rueckkanal.metrics import STAGES
 from rueckkanal.settings import DEFAULT_TARGET, TARGET_NAME_PATTERN
 from rueckkanal.transparency import DeadLetterRecord, DeliveryRecord, epoch_seconds
 from streams.headers import H_FAILED_AT, H_REASON, H_STAGE, H_TARGET, header
-from streams.status_web.consumer import reader_consumer
+from streams.status_web.consumer import read_again_later, reader_consumer
 from streams.status_web.metrics import StatusWebMetrics
 
 log = structlog.get_logger("rueckkanal.status_web")
@@ -132,13 +132,7 @@ class DeliveryLogReader:
                     await self._handle(batch)
             except Exception as error:  # the database or the broker: read the batch again
                 log.warning("status-web delivery log batch not stored, reading it again", error=type(error).__name__)
-                for tp in self.consumer.assignment():
-                    committed = await self.consumer.committed(tp)
-                    if committed is None:
-                        await self.consumer.seek_to_beginning(tp)
-                    else:
-                        self.consumer.seek(tp, committed)
-                await asyncio.sleep(1.0)
+                await read_again_later(self.consumer)
 
     async def _handle(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
         deliveries: list[DeliveryRecord] = []
