@@ -93,7 +93,7 @@ class OutboxReader:
         tracking_topic: str | None,
         session_timeout_ms: int = 10_000,
         progress: Progress | None = None,
-        store_deadline_s: float = 60.0,
+        store_deadline_s: float,
     ) -> None:
         """``progress`` is told of every attempt to store a batch and watches whether outbox records wait
         (``/healthz``). An attempt the database refuses is a step forward too: a database outage is waited out

@@ -83,7 +83,7 @@ class StatusSite:
         trusted_proxies: int = 0,
         clock: Callable[[], float] = time.monotonic,
         estimates: Estimates | None = None,
-        page_deadline_s: float = 5.0,
+        page_deadline_s: float,
     ) -> None:
         self.estimates = estimates
         self.page_deadline_s = page_deadline_s

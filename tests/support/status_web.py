@@ -108,6 +108,7 @@ async def start_site(
             "enforcement_name": sw.enforcement_name,
         },
         estimates=Estimates(store, estimate_min_count),
+        page_deadline_s=sw.page_deadline_s,
     )
     runner = web.AppRunner(public_app(site), access_log=None)
     await runner.setup()
