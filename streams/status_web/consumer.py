@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from prometheus_client import Counter
 
-from adapters.statusstore.base import StatusStore
+from adapters.statusstore.base import Applied, StatusStore
 from rueckkanal.errors import InputRejected
 from rueckkanal.settings import STORE_RETRY_PAUSE_S
 from rueckkanal.tracking import StoredStatus, status_from_message
@@ -77,6 +78,33 @@ async def read_again_later(consumer: AIOKafkaConsumer) -> None:
         else:
             consumer.seek(tp, committed)
     await asyncio.sleep(STORE_RETRY_PAUSE_S)
+
+
+T = TypeVar("T")
+
+
+async def store_or_read_again(
+    consumer: AIOKafkaConsumer,
+    store: Callable[[], Awaitable[T]],
+    *,
+    deadline_s: float,
+    errors: Counter,
+    event: str,
+    refused: Callable[[], None] = lambda: None,
+) -> tuple[bool, T | None]:
+    """Runs ``store`` for a batch, within ``deadline_s``: ``(True, its result)``. A batch the database refuses or
+    does not take in time (a locked table is a refusal too) is counted, logged by class and place only (a database
+    error can quote the values), and read again after a pause: ``(False, None)``. ``refused`` runs before the
+    pause."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            return True, await store()
+    except Exception as error:
+        errors.inc()
+        log.warning(event, error=type(error).__name__, where=where(error))
+        refused()
+        await read_again_later(consumer)
+        return False, None
 
 
 class OutboxReader:
@@ -180,19 +208,22 @@ class OutboxReader:
                 if status is not None:
                     statuses.append(status)
         milestone_keys = sorted({s.vorgang_key for s in statuses if milestone_of(s.status) is not None})
-        try:
-            async with asyncio.timeout(self.store_deadline_s):  # a locked table is a refusal too: counted, read again
-                before = {key: await self.store.statuses(key) for key in milestone_keys}
-                applied = await self.store.apply(statuses, datetime.now(UTC))
-        except Exception as error:  # the class and place only: a database error can quote the values
-            self.metrics.store_errors.inc()
-            log.warning(
-                "status-web could not store a batch, reading it again", error=type(error).__name__, where=where(error)
-            )
-            if self.progress is not None:
-                self.progress.advanced(PROGRESS_STAGE)
-            await read_again_later(self.consumer)
+
+        async def store() -> tuple[dict[str, list[StoredStatus]], Applied]:
+            before = {key: await self.store.statuses(key) for key in milestone_keys}
+            return before, await self.store.apply(statuses, datetime.now(UTC))
+
+        stored, result = await store_or_read_again(
+            self.consumer,
+            store,
+            deadline_s=self.store_deadline_s,
+            errors=self.metrics.store_errors.labels("outbox"),
+            event="status-web could not store a batch, reading it again",
+            refused=self._advanced,
+        )
+        if not stored or result is None:
             return
+        before, applied = result
         if applied.stored:
             await self._observe_steps(before)
         self.metrics.statuses.labels("stored").inc(applied.stored)
@@ -201,8 +232,7 @@ class OutboxReader:
             await self._publish_links([s.vorgang_key for s in statuses])
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         self._next.update(offsets)
-        if self.progress is not None:
-            self.progress.advanced(PROGRESS_STAGE)
+        self._advanced()
         try:
             await self.consumer.commit(offsets)
         except (
@@ -215,6 +245,11 @@ class OutboxReader:
             self.metrics.lag.set(delay)
             self.metrics.lag_histogram.observe(delay)
         log.debug("status-web batch stored", stored=applied.stored, duplicates=applied.duplicates)
+
+    def _advanced(self) -> None:
+        """A batch was stored or refused: an attempt, which is progress for ``/healthz``."""
+        if self.progress is not None:
+            self.progress.advanced(PROGRESS_STAGE)
 
     async def _observe_steps(self, before: Mapping[str, list[StoredStatus]]) -> None:
         """Observe the step durations this batch completed (rueckkanal.transparency: their rules)."""

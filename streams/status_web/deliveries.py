@@ -13,7 +13,9 @@ consumer group (``{app_id}.status-web.deliveries``) and keeps what the figures n
 
 A record that does not have this shape (a reason that is not a :class:`~rueckkanal.errors.Reason`, a target name
 that is not one, an unreadable time) is counted as ``skipped`` and logged without content. Each batch is stored in
-one transaction before its offsets are committed; a crash means the batch comes again and changes nothing.
+one transaction before its offsets are committed; a crash means the batch comes again and changes nothing. A batch
+the database refuses, or does not take within ``status_web.store_deadline_s``, is counted
+(``rueckkanal_status_web_store_errors_total{reader="delivery_log"}``) and read again after a pause.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from rueckkanal.metrics import STAGES
 from rueckkanal.settings import DEFAULT_TARGET, TARGET_NAME_PATTERN
 from rueckkanal.transparency import DeadLetterRecord, DeliveryRecord, epoch_seconds
 from streams.headers import H_FAILED_AT, H_REASON, H_STAGE, H_TARGET, header
-from streams.status_web.consumer import read_again_later, reader_consumer
+from streams.status_web.consumer import read_again_later, reader_consumer, store_or_read_again
 from streams.status_web.metrics import StatusWebMetrics
 
 log = structlog.get_logger("rueckkanal.status_web")
@@ -98,6 +100,7 @@ class DeliveryLogReader:
         store: StatusStore,
         metrics: StatusWebMetrics,
         session_timeout_ms: int = 10_000,
+        store_deadline_s: float,
     ) -> None:
         self._kafka_options = dict(kafka_options)
         self.receipts_topic = receipts_topic
@@ -106,6 +109,7 @@ class DeliveryLogReader:
         self.store = store
         self.metrics = metrics
         self._session_timeout_ms = session_timeout_ms
+        self.store_deadline_s = store_deadline_s
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -124,14 +128,20 @@ class DeliveryLogReader:
             await self._task
         await self.consumer.stop()
 
+    def problem(self) -> str | None:
+        """Why this reader cannot go on by itself (for ``/healthz``), or None."""
+        if self._task is not None and self._task.done() and not self._stopping.is_set():
+            return "the delivery log reader has stopped"
+        return None
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=1000)
                 if batch:
                     await self._handle(batch)
-            except Exception as error:  # the database or the broker: read the batch again
-                log.warning("status-web delivery log batch not stored, reading it again", error=type(error).__name__)
+            except (KafkaError, OSError) as error:  # the broker; the batch comes again
+                log.warning("status-web delivery log batch not read, reading it again", error=type(error).__name__)
                 await read_again_later(self.consumer)
 
     async def _handle(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
@@ -156,7 +166,15 @@ class DeliveryLogReader:
                         partition=record.partition,
                         offset=record.offset,
                     )
-        await self.store.record_deliveries(deliveries, letters)
+        stored, _ = await store_or_read_again(
+            self.consumer,
+            lambda: self.store.record_deliveries(deliveries, letters),
+            deadline_s=self.store_deadline_s,
+            errors=self.metrics.store_errors.labels("delivery_log"),
+            event="status-web could not store a delivery log batch, reading it again",
+        )
+        if not stored:
+            return
         self.metrics.delivery_log.labels("receipt").inc(len(deliveries))
         self.metrics.delivery_log.labels("dead_letter").inc(len(letters))
         self.metrics.delivery_log.labels("skipped").inc(skipped)

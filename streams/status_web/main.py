@@ -126,6 +126,7 @@ async def serve(settings: Settings) -> None:
         store=store,
         metrics=metrics,
         session_timeout_ms=sw.consumer_session_timeout_ms,
+        store_deadline_s=sw.store_deadline_s,
     )
     metrics.initialise_steps([config.name for config in configs])
     api = InternalApi(
@@ -134,7 +135,7 @@ async def serve(settings: Settings) -> None:
         api_token=sw.api_token.get_secret_value() if sw.api_token else None,
         vorgang_key_of=vorgang_keys(configs),
         ready=lambda: reader.started,
-        health=lambda: reader.problem() or progress.problem(),
+        health=lambda: reader.problem() or deliveries.problem() or progress.problem(),
     )
     runners = [web.AppRunner(public_app(site), access_log=None), web.AppRunner(internal_app(api), access_log=None)]
     for runner in runners:

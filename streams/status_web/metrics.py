@@ -27,7 +27,8 @@ class StatusWebMetrics:
         )
         self.store_errors = Counter(
             "rueckkanal_status_web_store_errors_total",
-            "Outbox batches the database did not take; each is read again after a pause",
+            "Batches the database did not take, by reader (outbox, delivery_log); each is read again after a pause",
+            ["reader"],
             registry=registry,
         )
         self.rate_limited = Counter(
@@ -74,6 +75,8 @@ class StatusWebMetrics:
             ["kind"],
             registry=registry,
         )
+        for reader in ("outbox", "delivery_log"):
+            self.store_errors.labels(reader)
         for kind in ("receipt", "dead_letter", "skipped"):
             self.delivery_log.labels(kind)
         for page in PAGES:

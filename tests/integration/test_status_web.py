@@ -102,6 +102,10 @@ async def test_two_replicas_on_postgres_one_killed_while_events_arrive_lose_and_
     await create_topics(kafka_bootstrap, [outbox], partitions=6)
     vorgaenge, steps = 40, 20
     records = outbox_records(hundesteuer_events(unique, vorgaenge=vorgaenge, steps=steps))
+    receipts = f"rk.{unique}.receipts"
+    await create_topics(kafka_bootstrap, [receipts, f"rk.{unique}.dlq"], partitions=1)
+    receipt_uuid = "0d5c3e0a-8b6f-5c1e-9a7d-3e2f1b0c4d5a"
+    receipt = {"nachrichtenUUID": receipt_uuid, "target": "bundid", "delivered_at": "2025-03-01T10:00:01.500+00:00"}
     database = await fresh_database(admin_dsn())
     base = {"RK_KAFKA__BOOTSTRAP": kafka_bootstrap, "RK_APP_ID": f"rk-test-{unique}", "RK_TOPICS__OUTBOX": outbox}
     extra = {"RK_STATUS_WEB__PUBLISH_TRACKING": "false", "RK_STATUS_WEB__CONSUMER_SESSION_TIMEOUT_MS": "6000"}
@@ -287,7 +291,7 @@ class _DatabaseTrouble:
             self._locker = await asyncpg.connect(self.database)
             self._lock = self._locker.transaction()
             await self._lock.start()
-            await self._locker.execute("LOCK TABLE status IN ACCESS EXCLUSIVE MODE")
+            await self._locker.execute("LOCK TABLE status, delivery IN ACCESS EXCLUSIVE MODE")
 
     async def end(self, admin: asyncpg.Connection) -> None:
         await admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
@@ -302,13 +306,17 @@ async def test_database_trouble_is_waited_out_without_a_restart_and_the_pages_sa
     kafka_bootstrap: str, unique: str, tmp_path: Path, trouble: str
 ) -> None:
     """PostgreSQL refuses every connection to status-web's database, or a session holds its table locked, for longer
-    than ``web.stall_after_s`` while a status waits: the page answers 503 with Retry-After instead of hanging,
-    ``/healthz`` stays 200 (a restart would not cure it), the refusals are counted; once the database answers the
-    status is stored and shown."""
+    than ``web.stall_after_s`` while a status and a receipt wait: the page answers 503 with Retry-After instead of
+    hanging, ``/healthz`` stays 200 (a restart would not cure it), the refusals of both readers are counted; once the
+    database answers the status is stored and shown, and the receipt reaches the figures."""
     outbox = f"rk.{unique}.outbox"
     await create_topics(kafka_bootstrap, [outbox], partitions=3)
     first, second = outbox_records(hundesteuer_events("outage", vorgaenge=1, steps=2))  # topic and database are new
     vorgang_id = first[0].decode().split("|", 1)[1]  # the outbox key is the Vorgang key: source|id
+    receipts = f"rk.{unique}.receipts"
+    await create_topics(kafka_bootstrap, [receipts, f"rk.{unique}.dlq"], partitions=1)
+    receipt_uuid = "0d5c3e0a-8b6f-5c1e-9a7d-3e2f1b0c4d5a"
+    receipt = {"nachrichtenUUID": receipt_uuid, "target": "bundid", "delivered_at": "2025-03-01T10:00:01.500+00:00"}
     database = await fresh_database(admin_dsn())
     base = {"RK_KAFKA__BOOTSTRAP": kafka_bootstrap, "RK_APP_ID": f"rk-test-{unique}", "RK_TOPICS__OUTBOX": outbox}
     stall_after_s = 3
@@ -354,8 +362,10 @@ async def test_database_trouble_is_waited_out_without_a_restart_and_the_pages_sa
 
             await problem.begin(admin)
             await produce(kafka_bootstrap, outbox, [second], crc32_partitioner)
+            await produce(kafka_bootstrap, receipts, [(b"urn:x|1", json.dumps(receipt).encode(), [])])
             refused = "status-web could not store a batch, reading it again"
             web.wait_for_event(refused, timeout=30)
+            web.wait_for_event("status-web could not store a delivery log batch, reading it again", timeout=30)
             started = time.monotonic()
             # the liveness probe looks while the status waits (the stall clock starts at a look), and again later
             async with http.get(f"{internal}/healthz") as response:
@@ -370,12 +380,13 @@ async def test_database_trouble_is_waited_out_without_a_restart_and_the_pages_sa
                 assert "Vorübergehend nicht verfügbar" in body and "Antrag eingegangen" not in body
             async with http.get(f"{internal}/metrics") as response:
                 metrics = await response.text()
-            [errors] = [
-                float(line.rsplit(" ", 1)[1])
+            errors = {
+                reader: float(line.rsplit(" ", 1)[1])
+                for reader in ("outbox", "delivery_log")
                 for line in metrics.splitlines()
-                if line.startswith("rueckkanal_status_web_store_errors_total ")
-            ]
-            assert errors >= 3
+                if line.startswith(f'rueckkanal_status_web_store_errors_total{{reader="{reader}"}} ')
+            }
+            assert errors["outbox"] >= 3 and errors["delivery_log"] >= 1, errors
 
             await problem.end(admin)
             deadline = time.monotonic() + 30
@@ -385,6 +396,15 @@ async def test_database_trouble_is_waited_out_without_a_restart_and_the_pages_sa
                 page = await _page(http, url)
             async with http.get(f"{internal}/healthz") as response:
                 assert response.status == 200
+            figures = await asyncpg.connect(database)
+            try:
+                deadline = time.monotonic() + 30
+                query = "SELECT target FROM delivery WHERE nachrichten_uuid = $1"
+                while await figures.fetchval(query, receipt_uuid) != "bundid":
+                    assert time.monotonic() < deadline, "the receipt waiting through the trouble never reached the figures"
+                    await asyncio.sleep(0.2)
+            finally:
+                await figures.close()
         assert web.terminate() == 0
         assert not [line for line in web.lines if line.get("event") == "Traceback" or "exception" in line]
     finally:
