@@ -19,8 +19,11 @@ _ENCODING_ERRORS = frozenset({etree.ErrorTypes.ERR_INVALID_ENCODING, etree.Error
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
-    """One parser per thread: lxml parsers keep state and must not be shared between threads."""
+def parser() -> etree.XMLParser:
+    """The hardened parser, one per thread (lxml parsers keep state and must not be shared between threads).
+
+    Outside XML goes through :func:`parse`; text this project wrote itself, every value escaped, is parsed with
+    this parser directly (it can hold no declaration: its only ``<`` are the writer's own)."""
     parser: etree.XMLParser | None = getattr(_local, "parser", None)
     if parser is None:
         parser = etree.XMLParser(
@@ -47,7 +50,7 @@ def parse(data: bytes, *, max_bytes: int) -> etree._Element:
     if any(marker in data for marker in _FORBIDDEN_MARKERS):
         raise DecodeError("XML with a DOCTYPE or ENTITY declaration", reason=Reason.XML_FORBIDDEN_CONSTRUCT)
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=parser())
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else 0
         if exc.code in _ENCODING_ERRORS:

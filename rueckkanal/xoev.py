@@ -1,10 +1,11 @@
 """XAntragsstatus messages: render a status event as ``antragsstatus.statusmeldung.0100`` (or, for a correction,
 ``antragsstatus.statusberichtigung.0102``), and the portal's answers.
 
-The renderer builds the tree with lxml directly (no templates engine, no pydantic on this path), checks the tree
-against the XSD (:class:`SchemaCheck`, built once per process), and serialises it. A message that fails the schema
-is a bug in this project, not bad input: :class:`~rueckkanal.errors.RenderError`, whose text names the rule and
-the element, never the value.
+A Statusmeldung is written as text (its head from a serialised template per message type and direction, each value
+escaped as libxml2 escapes it), then parsed with the safe parser and checked against the XSD
+(:class:`SchemaCheck`, built once per process): the bytes that leave are the bytes that were checked. The answers
+are built as trees with lxml, checked and serialised. A message that fails the schema is a bug in this project, not
+bad input: :class:`~rueckkanal.errors.RenderError`, whose text names the rule and the element, never the value.
 
 Answers of the portal (Quittung 0190, Rückweisung 0191) are rendered here too, for the portal simulator, and
 parsed by :func:`parse_portal_answer` with the safe parser.
@@ -235,6 +236,8 @@ class MessageRenderer:
         self._settings = settings
         self._check = schema_check()
         self._heads: dict[tuple[str, BehoerdeSettings, BehoerdeSettings], etree._Element] = {}
+        self._head_texts: dict[tuple[str, BehoerdeSettings, BehoerdeSettings], _HeadText] = {}
+        self._codes: dict[tuple[str, str, str], str] = {}
         self._root_attributes = {
             "produkt": settings.produkt,
             "produkthersteller": settings.produkthersteller,
@@ -252,52 +255,56 @@ class MessageRenderer:
         """The Statusmeldung (or, for a correction, the Statusberichtigung) for ``event``; ``state`` is the Vorgang
         state after the event (its sequence number, and whether a correction replaced the current status)."""
         message_uuid = nachrichten_uuid(event.source, event.event_id)
-        root = self.build_statusmeldung(event, state, message_uuid, created_at or datetime.now(UTC))
-        return RenderedMessage(message_uuid, self._finish(root), state.sequence, event.status)
+        xml = self.statusmeldung_xml(event, state, message_uuid, created_at or datetime.now(UTC))
+        root = _parse_own(xml)
+        if not self._check.valid(root):
+            raise RenderError(f"message violates the XSD: {self._check.errors(root)}", reason=Reason.XSD_INVALID)
+        return RenderedMessage(message_uuid, xml, state.sequence, event.status)
 
-    def build_statusmeldung(
+    def statusmeldung_xml(
         self, event: StatusEvent, state: VorgangState, message_uuid: str, created_at: datetime
-    ) -> etree._Element:
-        """The unvalidated tree of :meth:`render` (public for the benchmark's baseline)."""
+    ) -> bytes:
+        """The unchecked bytes of :meth:`render`, as lxml would serialise the message's tree (public for the
+        benchmark's baseline and for tests that change a tree before checking it)."""
         typ = STATUSMELDUNG if event.berichtigt is None else STATUSBERICHTIGUNG
-        root = self._head(typ, message_uuid, created_at, self._settings.leser, self._settings.autor)
+        head = self._head_text(typ, self._settings.leser, self._settings.autor)
+        parts = [head.before_uuid, message_uuid, head.before_time, _millis(created_at), head.after_time]
+        add = parts.append
         if event.berichtigt is not None:
-            _text(_sub(root, "bezug"), "nachrichtenUUID", nachrichten_uuid(event.source, event.berichtigt))
-            _text(root, "aktuellerStatus", "true" if corrects_current(state, event) else "false")
-        vorgang = _sub(root, "vorgang")
-        _text(vorgang, "fachverfahren", event.source)
-        _text(vorgang, "vorgangsID", event.vorgang_id)
+            add(f"<bezug>{_element('nachrichtenUUID', nachrichten_uuid(event.source, event.berichtigt))}</bezug>")
+            add(_element("aktuellerStatus", "true" if corrects_current(state, event) else "false"))
+        add("<vorgang>")
+        add(_element("fachverfahren", event.source))
+        add(_element("vorgangsID", event.vorgang_id))
         if event.aktenzeichen is not None:
-            _text(vorgang, "aktenzeichen", event.aktenzeichen)
-        _text(vorgang, "leistung", event.leistung)
+            add(_element("aktenzeichen", event.aktenzeichen))
+        add(_element("leistung", event.leistung))
         if event.antrags_id is not None:
-            _text(vorgang, "antragsID", event.antrags_id)
+            add(_element("antragsID", event.antrags_id))
         if event.postfach_ref is not None:
-            _text(vorgang, "postfachReferenz", event.postfach_ref)
-
-        ereignis = _sub(root, "statusereignis")
-        _text(ereignis, "ereignisID", event.event_id)
-        _text(ereignis, "zeitpunkt", event.status_time.isoformat())
-        _text(ereignis, "sequenznummer", str(state.sequence))
-        _code(ereignis, "status", self._lists.antragsstatus, event.status)
-        _text(ereignis, "statusText", event.effective_status_text)
+            add(_element("postfachReferenz", event.postfach_ref))
+        add("</vorgang><statusereignis>")
+        add(_element("ereignisID", event.event_id))
+        add(_element("zeitpunkt", event.status_time.isoformat()))
+        add(_element("sequenznummer", str(state.sequence)))
+        add(self._code_text("status", self._lists.antragsstatus, event.status))
+        add(_element("statusText", event.effective_status_text))
         if event.zusatzinformation is not None:
-            _text(ereignis, "zusatzinformation", event.zusatzinformation)
+            add(_element("zusatzinformation", event.zusatzinformation))
         if event.hinweistext is not None:
-            _text(ereignis, "hinweis", event.hinweistext)
+            add(_element("hinweis", event.hinweistext))
         if event.frist is not None:
-            _text(ereignis, "frist", event.frist.isoformat())
+            add(_element("frist", event.frist.isoformat()))
         if event.entscheidung is not None:
-            _code(ereignis, "entscheidung", self._lists.entscheidungsart, event.entscheidung)
+            add(self._code_text("entscheidung", self._lists.entscheidungsart, event.entscheidung))
         zahlung = event.zahlung
         if zahlung is not None:
-            element = _sub(ereignis, "zahlung")
-            _text(element, "betrag", f"{zahlung.betrag:.2f}").set("waehrung", zahlung.waehrung)
-            _text(element, "verwendungszweck", zahlung.verwendungszweck)
+            add(f'<zahlung><betrag waehrung="{_attribute(zahlung.waehrung)}">{zahlung.betrag:.2f}</betrag>')
+            add(_element("verwendungszweck", zahlung.verwendungszweck))
             if zahlung.zahlungs_url is not None:
-                _text(element, "zahlungsURL", zahlung.zahlungs_url)
+                add(_element("zahlungsURL", zahlung.zahlungs_url))
             if zahlung.faelligkeit is not None:
-                _text(element, "faelligkeit", zahlung.faelligkeit.isoformat())
+                add(_element("faelligkeit", zahlung.faelligkeit.isoformat()))
             for tag, value in (
                 ("empfaenger", zahlung.empfaenger),
                 ("iban", zahlung.iban),
@@ -305,8 +312,33 @@ class MessageRenderer:
                 ("kassenzeichen", zahlung.kassenzeichen),
             ):
                 if value is not None:
-                    _text(element, tag, value)
-        return root
+                    add(_element(tag, value))
+            add("</zahlung>")
+        add("</statusereignis>")
+        add(head.end)
+        return "".join(parts).encode()
+
+    def _head_text(self, typ: str, leser: BehoerdeSettings, autor: BehoerdeSettings) -> _HeadText:
+        """The text around a message's own values up to its nachrichtenkopf's end, and its end tag: lxml's
+        serialisation of the head built once per message type and direction, split at two stand-in values."""
+        key = (typ, leser, autor)  # frozen settings: hashable by value
+        head = self._head_texts.get(key)
+        if head is None:
+            head = _HeadText.of(self._build_head(typ, _STAND_IN_UUID, _STAND_IN_TIME, leser, autor))
+            self._head_texts[key] = head
+        return head
+
+    def _code_text(self, tag: str, codelist: CodeList, code: str) -> str:
+        """A Code element as text; those of the list's own codes are kept (a finite set), others written each time."""
+        key = (tag, codelist.uri, code)
+        text = self._codes.get(key)
+        if text is None:
+            attributes = f'listURI="{_attribute(codelist.uri)}" listVersionID="{_attribute(codelist.version)}"'
+            name = _element("name", codelist.label(code)) if code in codelist else ""
+            text = f"<{tag} {attributes}>{_element('code', code)}{name}</{tag}>"
+            if code in codelist:
+                self._codes[key] = text
+        return text
 
     def render_quittung(
         self, bezug_uuid: str, quittung_id: str, eingang: datetime, *, created_at: datetime | None = None
@@ -344,11 +376,8 @@ class MessageRenderer:
     def _head(
         self, typ: str, message_uuid: str, created_at: datetime, leser: BehoerdeSettings, autor: BehoerdeSettings
     ) -> etree._Element:
-        """The root with its nachrichtenkopf, copied from one built per message type and direction.
-
-        Building the kopf's dozen elements was 26 µs, a third of a render; a copy is 5. Only the UUID and the
-        creation time differ between messages.
-        """
+        """The root with its nachrichtenkopf, copied from one built per message type and direction: only the UUID
+        and the creation time differ between messages."""
         key = (typ, leser, autor)  # frozen settings: hashable by value
         template = self._heads.get(key)
         if template is None:
@@ -381,6 +410,36 @@ class MessageRenderer:
         if not self._check.valid(root):
             raise RenderError(f"message violates the XSD: {self._check.errors(root)}", reason=Reason.XSD_INVALID)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+@dataclass(frozen=True, slots=True)
+class _HeadText:
+    """A serialised head, split where a message's UUID and creation time go; ``end`` closes the root."""
+
+    before_uuid: str
+    before_time: str
+    after_time: str
+    end: str
+
+    @classmethod
+    def of(cls, root: etree._Element) -> _HeadText:
+        text = etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode()
+        uuid_at, time_at = text.find(_STAND_IN_UUID), text.find(_millis(_STAND_IN_TIME))
+        end_at = text.rfind("</")
+        if text.count(_STAND_IN_UUID) != 1 or text.count(_millis(_STAND_IN_TIME)) != 1 or not uuid_at < time_at:
+            raise ConfigError("the head template does not hold each stand-in value exactly once, in order")
+        after = time_at + len(_millis(_STAND_IN_TIME))
+        return cls(text[:uuid_at], text[uuid_at + len(_STAND_IN_UUID) : time_at], text[after:end_at], text[end_at:])
+
+
+def _parse_own(xml: bytes) -> etree._Element:
+    """A message this project wrote, parsed for its check with the hardened parser; unparseable text is a bug (a
+    value XML cannot carry), named by its line only."""
+    try:
+        return etree.fromstring(xml, parser=safexml.parser())
+    except (etree.XMLSyntaxError, ValueError) as error:
+        line = error.position[0] if isinstance(error, etree.XMLSyntaxError) and error.position else 0
+        raise RenderError(f"rendered message is not well-formed XML (line {line})", reason=Reason.XSD_INVALID) from None
 
 
 class QuittungTemplate:
@@ -511,6 +570,25 @@ def _code(parent: etree._Element, tag: str, codelist: CodeList, code: str) -> No
     _text(element, "code", code)
     if code in codelist:
         _text(element, "name", codelist.label(code))
+
+
+# What libxml2 escapes when it writes text and attribute values (xmlEscapeContent, xmlAttrSerializeTxtContent):
+# the values of :meth:`MessageRenderer.statusmeldung_xml` come out as lxml would write them.
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
+_TEXT_SPECIAL = re.compile("[&<>\r]")
+
+
+def _element(tag: str, text: str) -> str:
+    if _TEXT_SPECIAL.search(text) is not None:
+        text = text.translate(_TEXT_ESCAPES)
+    return f"<{tag}>{text}</{tag}>"
+
+
+def _attribute(value: str) -> str:
+    return value.translate(_ATTRIBUTE_ESCAPES)
 
 
 def _millis(moment: datetime) -> str:
