@@ -81,7 +81,7 @@ class SchemaCheck:
     """The XAntragsstatus schema, checked in two parts that together accept exactly what the XSD accepts.
 
     libxml2 matches the DIN SPEC 91379 patterns of the ``String.Latin.*`` types (alternations of some 900 units)
-    character by character through its automaton, at about 130 µs per message, nine tenths of a validation. So the
+    character by character through its automaton, most of a validation's time (docs/architecture.md). So the
     schema is compiled a second time from the same file with only those pattern facets removed (structure, order,
     lengths and every other facet stay), and each element or attribute of a ``String.Latin.*`` type is matched
     against that type's pattern, read from the same file, with Python's ``re``: the patterns are written in the
@@ -447,7 +447,7 @@ class QuittungTemplate:
 
     Every Quittung has the same structure; only two UUIDs, the quittungsID and two times vary. The sample is
     rendered and XSD-validated once with stand-in values, which are then replaced by the real ones in its text:
-    a few microseconds instead of building and serialising a tree (~40 µs). A value outside the XSD's own pattern
+    a few replacements instead of building and serialising a tree. A value outside the XSD's own pattern
     for its field does not take this path; it is rendered and validated like any other answer.
     """
 

@@ -98,7 +98,7 @@ def logging_config(settings: LogSettings) -> dict[str, Any]:
 
 def configure_structlog() -> None:
     # Our lines carry no caller, thread or process fields, so the standard library need not collect them for every
-    # record (the "Optimization" section of the logging HOWTO): ~12 % of the cost of an outcome line.
+    # record (the "Optimization" section of the logging HOWTO).
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
@@ -191,10 +191,9 @@ def log_outcome(
     ``vorgang`` = :func:`vorgang_ref`, the traceparent only as its ``trace_id``. Extra ``fields`` must be low-risk
     scalars (stage, portal, attempts, status code); payloads and ids never go in.
 
-    One line per message makes this the costliest log call: a structlog logger spent 28 µs on it, 15 % of the
-    delivery worker's CPU. The line is built here and handed to the standard library logger in the form structlog's
-    ``ProcessorFormatter`` renders (``wrap_for_formatter``), through the same shared processors, so it is the same
-    line for 21 µs.
+    One line per message makes this the costliest log call, so the line is built here and handed to the standard
+    library logger in the form structlog's ``ProcessorFormatter`` renders (``wrap_for_formatter``), through the same
+    shared processors: the same line as a structlog logger writes, for less (docs/benchmarks.md).
     """
     level, method = (logging.WARNING, "warning") if outcome in _WARNING_OUTCOMES else (logging.INFO, "info")
     if not _OUTCOME_LOGGER.isEnabledFor(level):

@@ -1,9 +1,8 @@
 """Kafka's default key partitioner (murmur2, as in the Java client), remembering the answer for recent keys.
 
-aiokafka computes murmur2 in pure Python, about 10 µs for a Vorgang key: 2–3 % of a worker's CPU at full load in
-both stages. A Vorgang's key comes round again with each of its messages, so a bounded cache saves nearly all of
-it. The mapping is exactly aiokafka's ``DefaultPartitioner``, which is what keeps a Vorgang on one partition no
-matter which client wrote its records.
+aiokafka computes murmur2 in pure Python; a Vorgang's key comes round again with each of its messages, so a
+bounded cache answers nearly every call (figures: docs/benchmarks.md). The mapping is exactly aiokafka's
+``DefaultPartitioner``, which is what keeps a Vorgang on one partition no matter which client wrote its records.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 SQLite in WAL mode, so a restarted portal still recognises a nachrichtenUUID it quittiert before (the duplicate
 case the delivery stage must survive). One thread owns the connection and runs every statement, so the event loop
 never blocks on disk and no two statements interleave. Writes are group-committed: the messages that arrive while
-one transaction runs go into the next one, and each is answered only once its transaction has committed. One
-transaction and one hop to the thread per message cost 211 µs of CPU per message and capped the store at ~4,700
-messages/s; per group they are shared (docs/benchmarks.md).
+one transaction runs go into the next one, and each is answered only once its transaction has committed: the
+transaction and the hop to the thread are paid per group, not per message (figures: docs/benchmarks.md).
 
 A Vorgang is identified by its Fachverfahren (URI) and its vorgangsID, as in the message's Vorgangsreferenz: two
 Fachverfahren may both have a Vorgang "4711". The current status only moves forward by sequenznummer: a late
