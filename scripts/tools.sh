@@ -17,6 +17,9 @@
 #                       driven by Playwright for Python (never `playwright install`)
 #   pdftotext          Debian's `poppler-utils`: the report tests read the PDF report's text with it
 #   axe-core           npm package, pinned, into $RK_TOOLS_DIR/axe-core-<version>/ (axe.min.js injected by the tests)
+#   Java producer      tests/java/producer (Apache Kafka's Java client and the CloudEvents Java SDK, pinned in its
+#                       pom.xml), built with Debian's maven and openjdk-17 from Maven Central into
+#                       $RK_TOOLS_DIR/java-producer-<hash of its sources>/: a Java Fachverfahren for the integration tests
 #   Kubernetes schemas  the PyPI package kubernetes-validate (JSON schemas of the core types), made standalone
 #                       for kubeconform by tests/ops/schemagen.py
 #   CRD schemas         ServiceMonitor and PrometheusRule, converted from the CRDs in the prometheus-operator Go module
@@ -80,7 +83,8 @@ go_tool() {
 # Debian packages the tests need, each checked by a file it installs.
 DEBIAN_NEEDS="/usr/bin/promtool:prometheus /usr/bin/kcat:kcat /usr/bin/chromium:chromium
 /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core /usr/share/postgresql-common/pg_wrapper:postgresql
-/usr/bin/pdftotext:poppler-utils"
+/usr/bin/pdftotext:poppler-utils /usr/share/maven/bin/mvn:maven
+/usr/lib/jvm/java-17-openjdk-amd64/bin/javac:openjdk-17-jdk-headless"
 
 debian_pkgs() {
     local missing="" need
@@ -125,6 +129,33 @@ axe_core() {
     mv "$dir.partial" "$dir"
 }
 
+JAVA_PRODUCER_SRC=tests/java/producer
+
+# The Java producer's directory: named by a hash of its sources, so a change to the pom or the code rebuilds it.
+java_producer_dir() {
+    local hash
+    hash="$(find "$JAVA_PRODUCER_SRC" -type f -not -path '*/target/*' -print0 | sort -z | xargs -0 cat | sha256sum)"
+    echo "$tools/java-producer-${hash:0:12}"
+}
+
+java_producer() {
+    local dir work
+    dir="$(java_producer_dir)"
+    if [[ -f "$dir/.complete" ]]; then return 0; fi
+    say "building the Java producer (Kafka's Java client, CloudEvents Java SDK) with Maven into $dir"
+    work="$(mktemp -d)"
+    cp -r "$JAVA_PRODUCER_SRC/." "$work/"
+    rm -rf "$dir.partial"
+    mkdir -p "$dir.partial/lib"
+    JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 /usr/share/maven/bin/mvn -q -B -Dstyle.color=never -f "$work/pom.xml" \
+        package dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir.partial/lib" \
+        -Dmaven.test.skip=true
+    cp "$work"/target/*.jar "$dir.partial/"
+    rm -rf "$work" "$dir"
+    mv "$dir.partial" "$dir"
+    touch "$dir/.complete"
+}
+
 schemas() {
     if [[ -f "$schemas/.complete" ]]; then return 0; fi
     say "generating Kubernetes and CRD JSON schemas for kubeconform into $schemas"
@@ -163,6 +194,7 @@ ensure() {
         "-s -w -X main.version=$KUBECONFORM_VERSION"
     debian_pkgs
     axe_core
+    java_producer
     schemas
     say "helm $("$bin/helm" version --short), kubeconform $("$bin/kubeconform" -v)," \
         "$("$bin/promtool" --version 2>&1 | head -n1), $("$bin/kcat" -V 2>&1 | head -n1)"
@@ -173,6 +205,8 @@ print_env() {
     echo "RK_KUBE_VERSION=$KUBE_VERSION"
     echo "RK_AXE_JS=$tools/axe-core-$AXE_CORE_VERSION/node_modules/axe-core/axe.min.js"
     echo "RK_CHROMIUM=/usr/bin/chromium"
+    echo "RK_JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
+    echo "RK_JAVA_PRODUCER_CLASSPATH=$(java_producer_dir)/*:$(java_producer_dir)/lib/*"
     # kubeconform's template: {{ .ResourceKind }}{{ .KindSuffix }} is e.g. deployment-apps-v1
     echo "RK_KUBE_SCHEMA_LOCATION=$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
 }
@@ -186,6 +220,7 @@ versions() {
     echo "kcat: Debian's kcat package"
     echo "postgresql, chromium: Debian's packages"
     echo "axe-core $AXE_CORE_VERSION (npm)"
+    echo "Java producer: kafka-clients and cloudevents-kafka as pinned in $JAVA_PRODUCER_SRC/pom.xml (Maven Central)"
 }
 
 case "${1:-}" in

@@ -27,9 +27,10 @@ from typer.testing import CliRunner
 from adapters.statusstore import open_store
 from rueckkanal.tracking import status_from_message
 from streams.cli import cli
-from tests.browser.test_status_pages import CHROMIUM_FLAGS, WCAG_TAGS, tools_env
+from tests.browser.test_status_pages import CHROMIUM_FLAGS, WCAG_TAGS
 from tests.support import timelines
 from tests.support.status_web import example_outbox
+from tests.support.tools import tools_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

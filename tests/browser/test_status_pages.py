@@ -16,7 +16,6 @@ into a second, script-enabled context of the same page that bypasses the page's 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.status_web import RunningSite, start_site
+from tests.support.tools import tools_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "var" / "screenshots" / "status-web"
@@ -42,11 +42,6 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def tools_env() -> dict[str, str]:
-    out = subprocess.run(["bash", "scripts/tools.sh", "env"], cwd=ROOT, capture_output=True, text=True, check=True)
-    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 
 @dataclass

@@ -102,10 +102,6 @@ async def test_two_replicas_on_postgres_one_killed_while_events_arrive_lose_and_
     await create_topics(kafka_bootstrap, [outbox], partitions=6)
     vorgaenge, steps = 40, 20
     records = outbox_records(hundesteuer_events(unique, vorgaenge=vorgaenge, steps=steps))
-    receipts = f"rk.{unique}.receipts"
-    await create_topics(kafka_bootstrap, [receipts, f"rk.{unique}.dlq"], partitions=1)
-    receipt_uuid = "0d5c3e0a-8b6f-5c1e-9a7d-3e2f1b0c4d5a"
-    receipt = {"nachrichtenUUID": receipt_uuid, "target": "bundid", "delivered_at": "2025-03-01T10:00:01.500+00:00"}
     database = await fresh_database(admin_dsn())
     base = {"RK_KAFKA__BOOTSTRAP": kafka_bootstrap, "RK_APP_ID": f"rk-test-{unique}", "RK_TOPICS__OUTBOX": outbox}
     extra = {"RK_STATUS_WEB__PUBLISH_TRACKING": "false", "RK_STATUS_WEB__CONSUMER_SESSION_TIMEOUT_MS": "6000"}
@@ -401,7 +397,7 @@ async def test_database_trouble_is_waited_out_without_a_restart_and_the_pages_sa
                 deadline = time.monotonic() + 30
                 query = "SELECT target FROM delivery WHERE nachrichten_uuid = $1"
                 while await figures.fetchval(query, receipt_uuid) != "bundid":
-                    assert time.monotonic() < deadline, "the receipt waiting through the trouble never reached the figures"
+                    assert time.monotonic() < deadline, "the receipt that waited never reached the figures"
                     await asyncio.sleep(0.2)
             finally:
                 await figures.close()

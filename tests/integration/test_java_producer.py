@@ -1,0 +1,88 @@
+"""A Java Fachverfahren against the running worker: Apache Kafka's own Java client with its default partitioner and
+the CloudEvents Java SDK's Kafka binding (``CloudEventSerializer``) in binary and in structured mode, the Vorgang id
+as the record key (tests/java/producer, built by scripts/tools.sh). Every event reaches the reference portal in its
+Vorgang's order, in place (no reroute: the Java client partitions as the worker does), and nothing is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+from streams.partitioner import vorgang_partition
+from tests.integration.test_foreign_clients import pipeline_worker
+from tests.support.events import ValidEvent, hundesteuer_events
+from tests.support.flow import all_caught_up
+from tests.support.kafka_io import create_topics, read_all
+from tests.support.pipeline import pipeline_env
+from tests.support.portal import portal_sim
+from tests.support.processes import free_port
+from tests.support.tools import tools_env
+
+PARTITIONS = 4
+MODES = ("binary", "structured")
+JAVA_MAIN = "de.rueckkanal.testclients.ProduceCloudEvents"
+
+
+def java_line(event: ValidEvent) -> str:
+    """One event as the Java producer reads it: the CloudEvent's attributes and its JSON data."""
+    _, value, headers = event.record
+    have = {name: raw.decode() for name, raw in headers}
+    return json.dumps(
+        {
+            "id": have["ce_id"],
+            "source": have["ce_source"],
+            "type": have["ce_type"],
+            "time": have["ce_time"],
+            "vorgangId": event.vorgang_id,
+            "data": json.loads(value or b"{}"),
+        }
+    )
+
+
+def produce_java(bootstrap: str, topic: str, mode: str, events: list[ValidEvent]) -> list[tuple[int, int]]:
+    """Write the events with the Java producer, in order; (partition, offset) of each."""
+    tools = tools_env()
+    done = subprocess.run(
+        [tools["RK_JAVA"], "-cp", tools["RK_JAVA_PRODUCER_CLASSPATH"], JAVA_MAIN, bootstrap, topic, mode],
+        input="\n".join(java_line(e) for e in events) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = [tuple(int(n) for n in line.split()) for line in done.stdout.splitlines()]
+    assert len(written) == len(events)
+    return [(p, o) for p, o in written]
+
+
+async def test_the_java_client_and_the_cloudevents_java_sdk_in_both_modes_every_event_delivered_in_order(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    events = hundesteuer_events(unique, vorgaenge=16, steps=5)
+    pipeline = pipeline_env(kafka_bootstrap, unique, tmp_path, partitions=PARTITIONS, web_port=free_port())
+    topic = pipeline.source_topics["hundesteuer"]
+    await create_topics(kafka_bootstrap, pipeline.source_topics.values(), PARTITIONS)
+    by_mode = {
+        mode: [e for e in events if int(e.vorgang_id.rsplit("-", 1)[-1]) % 2 == n] for n, mode in enumerate(MODES)
+    }
+    assert all(by_mode.values())
+
+    with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
+        for mode, sent in by_mode.items():
+            written = await asyncio.to_thread(produce_java, kafka_bootstrap, topic, mode, sent)
+            # Kafka's Java client puts a keyed record where the worker looks for its Vorgang: processed in place
+            assert [p for p, _ in written] == [vorgang_partition(e.vorgang_id, PARTITIONS) for e in sent]
+        await all_caught_up(kafka_bootstrap, pipeline)
+        stored = await portal.nachrichten(sorted({e.vorgang_id for e in events}))
+        assert worker.proc.poll() is None
+
+    assert await read_all(kafka_bootstrap, pipeline.dlq) == []
+    for vorgang_id in {e.vorgang_id for e in events}:
+        got = sorted(stored[vorgang_id], key=lambda n: n["firstReceivedAt"])
+        want = [e for e in events if e.vorgang_id == vorgang_id]
+        assert [n["nachrichtenUUID"] for n in got] == [e.nachrichten_uuid for e in want], vorgang_id
+    assert await read_all(kafka_bootstrap, pipeline.events) == [], "nothing rerouted"
