@@ -102,6 +102,23 @@ def test_rules_and_dashboard_use_only_catalogue_metrics() -> None:
         assert not unknown, f"dashboard query uses {unknown}, not in rueckkanal/metrics.py: {expr}"
 
 
+def test_promtool_parses_every_dashboard_query(tools: Tools, tmp_path: Path) -> None:
+    """Each query of the dashboard, with Grafana's variables filled in, as a recording rule: promtool parses the
+    PromQL (a typo in a panel would otherwise show only as an empty panel)."""
+    filled = {"$__rate_interval": "5m", "$job": "rueckkanal", "$instance": ".*"}
+    rules = []
+    for n, expr in enumerate(dashboard_exprs()):
+        for variable, value in filled.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, expr
+        rules.append({"record": f"dashboard:query_{n}", "expr": expr})
+    rule_file = tmp_path / "dashboard-queries.yaml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8")
+    checked = subprocess.run([tools.tool("promtool"), "check", "rules", str(rule_file)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"{len(rules)} rules found" in checked.stdout
+
+
 def test_dashboard_covers_what_an_operator_needs() -> None:
     used = referenced_metrics()
     needed = {
@@ -115,6 +132,13 @@ def test_dashboard_covers_what_an_operator_needs() -> None:
         "rueckkanal_circuit_state",
         "rueckkanal_consumer_lag_messages",
         "rueckkanal_oldest_undelivered_age_seconds",
+        # the citizens' status page: answers and refusals, answer time, database trouble, how far behind it is
+        "rueckkanal_status_web_views_total",
+        "rueckkanal_status_web_unavailable_total",
+        "rueckkanal_status_web_request_duration_seconds_bucket",
+        "rueckkanal_status_web_store_errors_total",
+        "rueckkanal_status_web_outbox_lag_messages",
+        "rueckkanal_status_web_store_delay_seconds_bucket",
     }
     assert needed <= used, needed - used
     exprs = "\n".join(dashboard_exprs())
