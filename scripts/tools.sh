@@ -147,9 +147,13 @@ java_producer() {
     cp -r "$JAVA_PRODUCER_SRC/." "$work/"
     rm -rf "$dir.partial"
     mkdir -p "$dir.partial/lib"
-    JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 /usr/share/maven/bin/mvn -q -B -Dstyle.color=never -f "$work/pom.xml" \
+    if ! JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 /usr/share/maven/bin/mvn -B -f "$work/pom.xml" \
         package dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir.partial/lib" \
-        -Dmaven.test.skip=true
+        -Dmaven.test.skip=true >"$work/maven.log" 2>&1; then
+        tail -n 40 "$work/maven.log" >&2
+        say "building the Java producer failed"
+        exit 1
+    fi
     cp "$work"/target/*.jar "$dir.partial/"
     rm -rf "$work" "$dir"
     mv "$dir.partial" "$dir"

@@ -8,8 +8,12 @@ The rules this module keeps for the ingest worker:
   waits behind a fetch parked for others.
 * **Paused means not fetched** (:func:`hold_inactive`): a partition faust does not read now (a recovered table's
   changelog) is paused in aiokafka too, or its unread records would hold every fetch from the broker back.
+* **Committed records only**: the consumer reads ``read_committed`` (faust does only in exactly-once mode), so an
+  aborted transaction of a Fachverfahren is never processed, and an open one waits for its end.
 * **Commits** never stop for a repeated offset (:class:`AckedOffsets`) nor for an older committed offset read back
-  during a seek (:class:`CommittedOffsets`), and never pass a record that was not processed.
+  during a seek (:class:`CommittedOffsets`), nor at offsets without a record for faust (transaction markers,
+  aborted records: between records as a gap, also after offset 0; after the last one as a :class:`SkippedTails`),
+  and never pass a record that was not processed.
 * **Read offsets** only move forward within an assignment (:meth:`FaustConsumer.perform_seek`): a record fetched during
   the seek at the end of a recovery is not taken for a gap.
 * **No fetched record is dropped** (:meth:`FaustConsumer.getmany`): one faust cannot hand over now is fetched again,
@@ -61,10 +65,72 @@ install_record_reader()  # faust's consumers build theirs with aiokafka directly
 # -- faust's transport ----------------------------------------------------------------------------------------------
 
 
+class SkippedTails:
+    """Per partition, offsets the fetcher passed without a record for faust: transaction markers and the records
+    of aborted transactions at the end of what was fetched (kept by the consumer's thread, read by faust's).
+
+    ``tail(tp)`` is ``(handed, position)``: every offset from ``handed`` (the next one after the last record a
+    fetch returned, or the position before the first fetch) up to ``position`` was skipped. Once everything before
+    ``handed`` is acknowledged, ``position`` may be committed: a Kafka consumer commits its position, not the offset
+    after its last record, or a transactional topic would always show the marker as lag and a restart would read
+    from it again.
+    """
+
+    def __init__(self) -> None:
+        self._handed: dict[Any, int] = {}
+        self._tails: dict[Any, tuple[int, int]] = {}
+
+    def before_fetch(self, positions: Mapping[Any, int]) -> None:
+        """The positions before a fetch: where nothing was handed yet (or a seek moved back), they start it."""
+        for tp in [tp for tp in self._handed if tp not in positions]:
+            del self._handed[tp]
+            self._tails.pop(tp, None)
+        for tp, position in positions.items():
+            handed = self._handed.get(tp)
+            if handed is None or position < handed:
+                self._handed[tp] = position
+                self._tails.pop(tp, None)
+
+    def after_fetch(self, records: Mapping[Any, Sequence[Any]], positions: Mapping[Any, int]) -> None:
+        """The records a fetch returned and the positions after it."""
+        for tp, batch in records.items():
+            if batch:
+                self._handed[tp] = batch[-1].offset + 1
+        for tp, position in positions.items():
+            handed = self._handed.get(tp)
+            if handed is not None and position > handed:
+                self._tails[tp] = (handed, position)
+            else:
+                self._tails.pop(tp, None)
+
+    def tail(self, tp: Any) -> tuple[int, int] | None:
+        return self._tails.get(tp)
+
+
+def positions(consumer: aiokafka.AIOKafkaConsumer) -> dict[Any, int]:
+    """The fetch position of every assigned partition that has one, read without waiting (the consumer's thread)."""
+    assignment = consumer._subscription.subscription
+    if assignment is None or assignment.assignment is None:
+        return {}
+    found = {}
+    for tp in assignment.assignment.tps:
+        state = assignment.assignment.state_value(tp)
+        if state is not None and state.has_valid_position:
+            found[tp] = state.position
+    return found
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skipped = SkippedTails()
+
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # what AIOKafkaConsumer.start() gives its Fetcher
+        # faust reads committed records only with its own exactly-once processing; a Fachverfahren that writes in
+        # transactions has taken back what it aborted, and an open transaction's records are not yet its word.
+        consumer._isolation_level = "read_committed"  # also given to the Fetcher by start()
         return consumer
 
     async def _fetch_records(
@@ -77,7 +143,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         """faust's fetch, with the partitions faust does not read now paused in aiokafka too (runs in the consumer's
         thread, where aiokafka's state may be touched)."""
         hold_inactive(consumer, active_partitions)
-        return await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        self.skipped.before_fetch(positions(consumer))
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        self.skipped.after_fetch(records, positions(consumer))
+        return records
 
 
 def hold_inactive(consumer: Any, active: set[Any]) -> None:
@@ -219,7 +288,7 @@ class FaustConsumer(faust_aiokafka.Consumer):
             last_read = read_offset[tp]
             if last_read is not None and offset < last_read:
                 continue  # read already (faust's "DROPPED MESSAGE")
-            if last_read and offset - last_read > 1 and acks_enabled_for(message.topic):
+            if last_read is not None and offset - last_read > 1 and acks_enabled_for(message.topic):
                 await self._add_gap(tp, last_read + 1, offset)  # compacted or transactional topics skip offsets
             if self._commit_every is not None and self._n_acked >= self._commit_every:
                 self._n_acked = 0
@@ -242,6 +311,19 @@ class FaustConsumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """faust's next offset to commit, or past a skipped tail (:class:`SkippedTails`) once everything before it
+        is acknowledged."""
+        offset = super()._new_offset(tp)
+        thread = self._thread
+        tail = thread.skipped.tail(tp) if isinstance(thread, _ConsumerThread) else None
+        if tail is not None:
+            handed, position = tail
+            reached = offset if offset is not None else self._committed_offset.get(tp)
+            if reached == handed:
+                return position
+        return offset
 
 
 class _Producer(faust_aiokafka.Producer):

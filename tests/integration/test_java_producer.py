@@ -2,6 +2,8 @@
 the CloudEvents Java SDK's Kafka binding (``CloudEventSerializer``) in binary and in structured mode, the Vorgang id
 as the record key (tests/java/producer, built by scripts/tools.sh). Every event reaches the reference portal in its
 Vorgang's order, in place (no reroute: the Java client partitions as the worker does), and nothing is dead-lettered.
+A Fachverfahren that writes in Kafka transactions (Spring Kafka's transactional KafkaTemplate) and aborts one has
+taken those events back: none of them reaches the portal.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ MODES = ("binary", "structured")
 JAVA_MAIN = "de.rueckkanal.testclients.ProduceCloudEvents"
 
 
-def java_line(event: ValidEvent) -> str:
-    """One event as the Java producer reads it: the CloudEvent's attributes and its JSON data."""
+def java_line(event: ValidEvent, **plan: object) -> str:
+    """One event as the Java producer reads it: the CloudEvent's attributes and its JSON data; ``plan`` may name its
+    ``transaction`` and whether that is aborted (``abort``)."""
     _, value, headers = event.record
     have = {name: raw.decode() for name, raw in headers}
     return json.dumps(
@@ -38,16 +41,20 @@ def java_line(event: ValidEvent) -> str:
             "time": have["ce_time"],
             "vorgangId": event.vorgang_id,
             "data": json.loads(value or b"{}"),
+            **plan,
         }
     )
 
 
-def produce_java(bootstrap: str, topic: str, mode: str, events: list[ValidEvent]) -> list[tuple[int, int]]:
-    """Write the events with the Java producer, in order; (partition, offset) of each."""
+def produce_java(
+    bootstrap: str, topic: str, mode: str, lines: list[str], transactional_id: str | None = None
+) -> list[tuple[int, int]]:
+    """Write the lines with the Java producer, in order; (partition, offset) of each."""
     tools = tools_env()
+    extra = [transactional_id] if transactional_id is not None else []
     done = subprocess.run(
-        [tools["RK_JAVA"], "-cp", tools["RK_JAVA_PRODUCER_CLASSPATH"], JAVA_MAIN, bootstrap, topic, mode],
-        input="\n".join(java_line(e) for e in events) + "\n",
+        [tools["RK_JAVA"], "-cp", tools["RK_JAVA_PRODUCER_CLASSPATH"], JAVA_MAIN, bootstrap, topic, mode, *extra],
+        input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
         timeout=180,
@@ -55,7 +62,7 @@ def produce_java(bootstrap: str, topic: str, mode: str, events: list[ValidEvent]
     )
     assert done.returncode == 0, done.stderr[-2000:]
     written = [tuple(int(n) for n in line.split()) for line in done.stdout.splitlines()]
-    assert len(written) == len(events)
+    assert len(written) == len(lines)
     return [(p, o) for p, o in written]
 
 
@@ -73,7 +80,8 @@ async def test_the_java_client_and_the_cloudevents_java_sdk_in_both_modes_every_
 
     with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
         for mode, sent in by_mode.items():
-            written = await asyncio.to_thread(produce_java, kafka_bootstrap, topic, mode, sent)
+            lines = [java_line(e) for e in sent]
+            written = await asyncio.to_thread(produce_java, kafka_bootstrap, topic, mode, lines)
             # Kafka's Java client puts a keyed record where the worker looks for its Vorgang: processed in place
             assert [p for p, _ in written] == [vorgang_partition(e.vorgang_id, PARTITIONS) for e in sent]
         await all_caught_up(kafka_bootstrap, pipeline)
@@ -86,3 +94,30 @@ async def test_the_java_client_and_the_cloudevents_java_sdk_in_both_modes_every_
         want = [e for e in events if e.vorgang_id == vorgang_id]
         assert [n["nachrichtenUUID"] for n in got] == [e.nachrichten_uuid for e in want], vorgang_id
     assert await read_all(kafka_bootstrap, pipeline.events) == [], "nothing rerouted"
+
+
+async def test_events_of_an_aborted_transaction_never_reach_the_portal(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    events = hundesteuer_events(unique, vorgaenge=9, steps=3)
+    pipeline = pipeline_env(kafka_bootstrap, unique, tmp_path, partitions=PARTITIONS, web_port=free_port())
+    topic = pipeline.source_topics["hundesteuer"]
+    await create_topics(kafka_bootstrap, pipeline.source_topics.values(), PARTITIONS)
+    vorgaenge = sorted({e.vorgang_id for e in events})
+    taken_back = set(vorgaenge[1::3])  # every third Vorgang's events are written in the aborted transaction
+    # transaction 0 and 2 committed, 1 aborted: the aborted records lie between committed ones in each partition
+    plan = {v: (0 if n % 3 == 0 else 1 if n % 3 == 1 else 2) for n, v in enumerate(vorgaenge)}
+    ordered = sorted(events, key=lambda e: plan[e.vorgang_id])
+    lines = [java_line(e, transaction=plan[e.vorgang_id], abort=e.vorgang_id in taken_back) for e in ordered]
+
+    with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
+        await asyncio.to_thread(produce_java, kafka_bootstrap, topic, "binary", lines, f"hundesteuer-{unique}")
+        await all_caught_up(kafka_bootstrap, pipeline)
+        stored = await portal.nachrichten(vorgaenge)
+        assert worker.proc.poll() is None
+
+    assert await read_all(kafka_bootstrap, pipeline.dlq) == []
+    for vorgang_id in vorgaenge:
+        got = [n["nachrichtenUUID"] for n in sorted(stored[vorgang_id], key=lambda n: n["firstReceivedAt"])]
+        want = [] if vorgang_id in taken_back else [e.nachrichten_uuid for e in events if e.vorgang_id == vorgang_id]
+        assert got == want, vorgang_id

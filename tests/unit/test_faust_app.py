@@ -23,6 +23,7 @@ from streams.faust_engine import (
     CommittedOffsets,
     FaustConsumer,
     KeepQueuesOnResume,
+    SkippedTails,
     Transport,
     hold_inactive,
 )
@@ -46,6 +47,8 @@ async def test_the_pipeline_s_consumer_waits_at_most_100_ms_for_a_fetch(tmp_path
     try:
         assert isinstance(consumer, AIOKafkaConsumer)
         assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+        # a Fachverfahren's aborted transactions are not read (faust reads them unless it runs exactly-once)
+        assert consumer._isolation_level == "read_committed"
     finally:
         await consumer.stop()
 
@@ -370,3 +373,64 @@ def test_partitions_faust_does_not_read_are_paused_in_aiokafka_and_resumed_when_
     assert consumer.paused_tps == changelog | {TP("fv.hundesteuer.status", 3)}
     hold_inactive(consumer, sources | changelog)  # a standby: its changelog is read again
     assert consumer.paused_tps == {TP("fv.hundesteuer.status", 3)}
+
+
+async def test_a_gap_after_offset_0_is_noted_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """faust tests the last read offset for truth: after a record at offset 0, a transaction's marker and aborted
+    records (offsets 1 to 4) were no gap, and the partition's commits stopped at 1 for ever."""
+    app = create_pipeline(Settings(data_dir=tmp_path)).app
+    consumer = _as_ours(app.consumer)
+    tp = TP("fv.hundesteuer.status", 0)
+    app.topics._acking_topics.add(tp.topic)  # type: ignore[attr-defined]  # an agent's topic: acks enabled
+
+    async def agents(message: _Record) -> None:
+        consumer._acked[tp].append(message.offset)  # processed and acknowledged at once
+
+    monkeypatch.setattr(consumer, "callback", agents)
+    await consumer._hand_off([(tp, _Record(tp.topic, tp.partition, offset)) for offset in (0, 5, 6)])
+    assert [(interval.begin, interval.end) for interval in consumer._gap[tp]] == [(1, 6)]
+    assert consumer._new_offset(tp) == 7
+
+
+class _Fetched:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+def test_skipped_tails_are_the_offsets_after_the_last_record_a_fetch_returned() -> None:
+    tp, other = TopicPartition("fv.hundesteuer.status", 0), TopicPartition("fv.hundesteuer.status", 1)
+    tails = SkippedTails()
+    tails.before_fetch({tp: 10, other: 3})
+    tails.after_fetch({tp: [_Fetched(10), _Fetched(11)]}, {tp: 12, other: 3})
+    assert tails.tail(tp) is None and tails.tail(other) is None  # nothing skipped
+    tails.before_fetch({tp: 12, other: 3})
+    tails.after_fetch({}, {tp: 14, other: 5})  # a commit marker after 11; an aborted transaction's 3 and 4
+    assert tails.tail(tp) == (12, 14) and tails.tail(other) == (3, 5)
+    tails.before_fetch({tp: 14, other: 5})
+    tails.after_fetch({tp: [_Fetched(14)]}, {tp: 15, other: 5})  # a record after the marker: no tail any more
+    assert tails.tail(tp) is None and tails.tail(other) == (3, 5)
+    tails.before_fetch({tp: 9, other: 5})  # a seek back (a rebalance, a record fetched again)
+    assert tails.tail(tp) is None
+    tails.after_fetch({}, {tp: 9, other: 5})
+    assert tails.tail(tp) is None
+    tails.before_fetch({tp: 9})  # the other partition was revoked
+    assert tails.tail(other) is None
+
+
+def test_the_commit_passes_a_skipped_tail_only_when_everything_before_it_is_acknowledged(tmp_path: Path) -> None:
+    """A transaction's commit marker after the last record: Kafka consumers commit past it (their position);
+    committing only up to the last record left the marker as lag for ever and read from it again after a restart."""
+    consumer = _consumer(tmp_path)
+    thread = consumer._thread
+    tp = TP("fv.hundesteuer.status", 0)
+    skipped: SkippedTails = thread.skipped  # type: ignore[attr-defined]
+    skipped.before_fetch({tp: 20})
+    skipped.after_fetch({tp: [_Fetched(20), _Fetched(21), _Fetched(22)]}, {tp: 24})  # the marker at 23
+    consumer._committed_offset[tp] = 20
+    consumer._acked[tp].extend([20, 21])  # 22 not yet processed
+    assert consumer._new_offset(tp) == 22  # not past 22's record
+    consumer._committed_offset[tp] = 22
+    consumer._acked[tp].append(22)
+    assert consumer._new_offset(tp) == 24  # 22 done: past the marker
+    consumer._committed_offset[tp] = 24
+    assert consumer._new_offset(tp) is None  # nothing new

@@ -26,16 +26,18 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * Writes CloudEvents to Kafka as a Java Fachverfahren would: Kafka's own producer with its default partitioner,
  * the Vorgang id as the record key, and the SDK's CloudEventSerializer in the mode given.
  *
- * <p>Usage: {@code ProduceCloudEvents <bootstrap> <topic> <binary|structured>}; stdin holds one event per line as
- * JSON ({@code id, source, type, time, vorgangId, data}); stdout gets {@code <partition> <offset>} per event, in
- * the order read.
+ * <p>Usage: {@code ProduceCloudEvents <bootstrap> <topic> <binary|structured> [<transactional.id>]}; stdin holds
+ * one event per line as JSON ({@code id, source, type, time, vorgangId, data}); stdout gets {@code <partition>
+ * <offset>} per event, in the order read. With a transactional id the producer writes in transactions, as Spring
+ * Kafka's transactional KafkaTemplate does: consecutive lines with the same {@code transaction} number form one,
+ * committed, or aborted after its records were sent if its lines say {@code "abort": true}.
  */
 public final class ProduceCloudEvents {
     private ProduceCloudEvents() {}
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 3) {
-            System.err.println("usage: ProduceCloudEvents <bootstrap> <topic> <binary|structured>");
+        if (args.length != 3 && args.length != 4) {
+            System.err.println("usage: ProduceCloudEvents <bootstrap> <topic> <binary|structured> [<transactional.id>]");
             System.exit(2);
         }
         Properties config = new Properties();
@@ -49,16 +51,34 @@ public final class ProduceCloudEvents {
         if (structured) {
             config.put(CloudEventSerializer.EVENT_FORMAT_CONFIG, JsonFormat.CONTENT_TYPE);
         }
+        boolean transactional = args.length == 4;
+        if (transactional) {
+            config.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, args[3]);
+        }
         ObjectMapper json = new ObjectMapper();
         List<Future<RecordMetadata>> sent = new ArrayList<>();
         try (KafkaProducer<String, CloudEvent> producer = new KafkaProducer<>(config);
                 BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+            if (transactional) {
+                producer.initTransactions();
+            }
+            Integer transaction = null;
+            boolean abort = false;
             String line;
             while ((line = in.readLine()) != null) {
                 if (line.isBlank()) {
                     continue;
                 }
                 JsonNode e = json.readTree(line);
+                int number = e.path("transaction").asInt(0);
+                if (transactional && (transaction == null || number != transaction)) {
+                    if (transaction != null) {
+                        finish(producer, abort);
+                    }
+                    producer.beginTransaction();
+                    transaction = number;
+                }
+                abort = e.path("abort").asBoolean(false);
                 String vorgangId = e.get("vorgangId").asText();
                 CloudEvent event = CloudEventBuilder.v1()
                         .withId(e.get("id").asText())
@@ -71,11 +91,24 @@ public final class ProduceCloudEvents {
                         .build();
                 sent.add(producer.send(new ProducerRecord<>(args[1], vorgangId, event)));
             }
+            if (transactional && transaction != null) {
+                finish(producer, abort);
+            }
             producer.flush();
             for (Future<RecordMetadata> future : sent) {
                 RecordMetadata written = future.get();
                 System.out.println(written.partition() + " " + written.offset());
             }
+        }
+    }
+
+    /** Ends the open transaction; an aborted one after its records reached the broker, so they are in the log. */
+    private static void finish(KafkaProducer<String, CloudEvent> producer, boolean abort) {
+        producer.flush();
+        if (abort) {
+            producer.abortTransaction();
+        } else {
+            producer.commitTransaction();
         }
     }
 }
