@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -105,6 +105,10 @@ class SkippedTails:
 
     def tail(self, tp: Any) -> tuple[int, int] | None:
         return self._tails.get(tp)
+
+    def partitions(self) -> list[Any]:
+        """The partitions with a skipped tail now."""
+        return list(self._tails)
 
 
 def positions(consumer: aiokafka.AIOKafkaConsumer) -> dict[Any, int]:
@@ -311,6 +315,17 @@ class FaustConsumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[Any]:
+        """faust's partitions with acknowledged records, and those with a skipped tail: a partition whose only
+        news since the last commit are markers and aborted records is committed past them too."""
+        pending = list(super()._filter_tps_with_pending_acks(topics))
+        thread = self._thread
+        if isinstance(thread, _ConsumerThread):
+            for tp in map(ensure_TP, thread.skipped.partitions()):
+                if tp not in pending and (topics is None or tp in topics or tp.topic in topics):
+                    pending.append(tp)
+        return iter(pending)
 
     def _new_offset(self, tp: Any) -> int | None:
         """faust's next offset to commit, or past a skipped tail (:class:`SkippedTails`) once everything before it

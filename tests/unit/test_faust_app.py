@@ -434,3 +434,16 @@ def test_the_commit_passes_a_skipped_tail_only_when_everything_before_it_is_ackn
     assert consumer._new_offset(tp) == 24  # 22 done: past the marker
     consumer._committed_offset[tp] = 24
     assert consumer._new_offset(tp) is None  # nothing new
+
+
+def test_a_partition_whose_only_news_is_an_aborted_transaction_is_committed_past_it(tmp_path: Path) -> None:
+    consumer = _consumer(tmp_path)
+    skipped: SkippedTails = consumer._thread.skipped  # type: ignore[attr-defined]
+    tp, quiet = TopicPartition("fv.hundesteuer.status", 2), TopicPartition("fv.hundesteuer.status", 3)
+    consumer._committed_offset[TP(tp.topic, tp.partition)] = 30
+    skipped.before_fetch({tp: 30, quiet: 7})
+    skipped.after_fetch({}, {tp: 33, quiet: 7})  # three aborted records and their marker; nothing on the other
+    pending = list(consumer._filter_tps_with_pending_acks())
+    assert pending == [TP(tp.topic, tp.partition)]
+    assert consumer._new_offset(pending[0]) == 33
+    assert list(consumer._filter_tps_with_pending_acks({"rk.events"})) == []  # a commit of other topics only
