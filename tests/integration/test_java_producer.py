@@ -112,6 +112,8 @@ async def test_events_of_an_aborted_transaction_never_reach_the_portal(
 
     with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
         await asyncio.to_thread(produce_java, kafka_bootstrap, topic, "binary", lines, f"hundesteuer-{unique}")
+        # committed up to the end of every partition, past every marker: the offsets the worker's lag gauge and
+        # /healthz's stall check read (a marker left as lag kept ingest "waiting for work" that could not come)
         await all_caught_up(kafka_bootstrap, pipeline)
         stored = await portal.nachrichten(vorgaenge)
         assert worker.proc.poll() is None
