@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from rueckkanal.transparency import DeadLetterRecord, DeliveryRecord, completed_now, points_of
@@ -79,3 +80,30 @@ def test_completed_now_counts_each_step_once() -> None:
     first = completed_now(points_of([received]), points_of([received, complete]))
     assert first == {"eingang_vollstaendig": 60}
     assert completed_now(points_of([received, complete]), points_of([received, complete, corrected])) == {}
+
+
+async def test_a_stopped_delivery_log_reader_is_a_problem_for_healthz_unless_it_was_stopped() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.status_web.deliveries import DeliveryLogReader
+    from streams.status_web.metrics import StatusWebMetrics
+
+    reader = DeliveryLogReader(
+        kafka_options={},
+        receipts_topic="rk.receipts",
+        dlq_topic="rk.dlq",
+        group_id="rk.status-web.deliveries",
+        store=None,  # type: ignore[arg-type]  # never reached: the reader's task is replaced below
+        metrics=StatusWebMetrics(CollectorRegistry()),
+        store_deadline_s=1,
+    )
+    assert reader.problem() is None  # not started
+
+    async def crashed() -> None:
+        raise RuntimeError("a bug in the reader")
+
+    reader._task = asyncio.create_task(crashed())
+    await asyncio.gather(reader._task, return_exceptions=True)
+    assert reader.problem() == "the delivery log reader has stopped"
+    reader._stopping.set()  # a reader stopped on purpose is not a problem
+    assert reader.problem() is None
