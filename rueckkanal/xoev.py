@@ -256,9 +256,7 @@ class MessageRenderer:
         state after the event (its sequence number, and whether a correction replaced the current status)."""
         message_uuid = nachrichten_uuid(event.source, event.event_id)
         xml = self.statusmeldung_xml(event, state, message_uuid, created_at or datetime.now(UTC))
-        root = _parse_own(xml)
-        if not self._check.valid(root):
-            raise RenderError(f"message violates the XSD: {self._check.errors(root)}", reason=Reason.XSD_INVALID)
+        self._checked(_parse_own(xml))
         return RenderedMessage(message_uuid, xml, state.sequence, event.status)
 
     def statusmeldung_xml(
@@ -321,10 +319,10 @@ class MessageRenderer:
     def _head_text(self, typ: str, leser: BehoerdeSettings, autor: BehoerdeSettings) -> _HeadText:
         """The text around a message's own values up to its nachrichtenkopf's end, and its end tag: lxml's
         serialisation of the head built once per message type and direction, split at two stand-in values."""
-        key = (typ, leser, autor)  # frozen settings: hashable by value
+        key = (typ, leser, autor)
         head = self._head_texts.get(key)
         if head is None:
-            head = _HeadText.of(self._build_head(typ, _STAND_IN_UUID, _STAND_IN_TIME, leser, autor))
+            head = _HeadText.of(self._head_template(typ, leser, autor))
             self._head_texts[key] = head
         return head
 
@@ -378,16 +376,20 @@ class MessageRenderer:
     ) -> etree._Element:
         """The root with its nachrichtenkopf, copied from one built per message type and direction: only the UUID
         and the creation time differ between messages."""
+        root = copy.deepcopy(self._head_template(typ, leser, autor))
+        identifikation = root.find(_IDENTIFIKATION)
+        identifikation.find("nachrichtenUUID").text = message_uuid  # type: ignore[union-attr]
+        identifikation.find("erstellungszeitpunkt").text = _millis(created_at)  # type: ignore[union-attr]
+        return root
+
+    def _head_template(self, typ: str, leser: BehoerdeSettings, autor: BehoerdeSettings) -> etree._Element:
+        """The head of message type ``typ`` in one direction with stand-in UUID and time, built once."""
         key = (typ, leser, autor)  # frozen settings: hashable by value
         template = self._heads.get(key)
         if template is None:
             template = self._build_head(typ, _STAND_IN_UUID, _STAND_IN_TIME, leser, autor)
             self._heads[key] = template
-        root = copy.deepcopy(template)
-        identifikation = root.find(_IDENTIFIKATION)
-        identifikation.find("nachrichtenUUID").text = message_uuid  # type: ignore[union-attr]
-        identifikation.find("erstellungszeitpunkt").text = _millis(created_at)  # type: ignore[union-attr]
-        return root
+        return template
 
     def _build_head(
         self, typ: str, message_uuid: str, created_at: datetime, leser: BehoerdeSettings, autor: BehoerdeSettings
@@ -407,9 +409,13 @@ class MessageRenderer:
         return root
 
     def _finish(self, root: etree._Element) -> bytes:
+        self._checked(root)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def _checked(self, root: etree._Element) -> None:
+        """A message that fails the schema is a bug here: a RenderError naming the rule and element, not the value."""
         if not self._check.valid(root):
             raise RenderError(f"message violates the XSD: {self._check.errors(root)}", reason=Reason.XSD_INVALID)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,13 +316,18 @@ class FaustConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    @property
+    def _skipped(self) -> SkippedTails | None:
+        """The consumer thread's skipped tails (none before faust has made its thread)."""
+        thread = self._thread
+        return thread.skipped if isinstance(thread, _ConsumerThread) else None
+
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[Any]:
         """faust's partitions with acknowledged records, and those with a skipped tail: a partition whose only
         news since the last commit are markers and aborted records is committed past them too."""
         pending = list(super()._filter_tps_with_pending_acks(topics))
-        thread = self._thread
-        if isinstance(thread, _ConsumerThread):
-            for tp in map(ensure_TP, thread.skipped.partitions()):
+        if self._skipped is not None:
+            for tp in map(ensure_TP, self._skipped.partitions()):
                 if tp not in pending and (topics is None or tp in topics or tp.topic in topics):
                     pending.append(tp)
         return iter(pending)
@@ -331,8 +336,7 @@ class FaustConsumer(faust_aiokafka.Consumer):
         """faust's next offset to commit, or past a skipped tail (:class:`SkippedTails`) once everything before it
         is acknowledged."""
         offset = super()._new_offset(tp)
-        thread = self._thread
-        tail = thread.skipped.tail(tp) if isinstance(thread, _ConsumerThread) else None
+        tail = self._skipped.tail(tp) if self._skipped is not None else None
         if tail is not None:
             handed, position = tail
             reached = offset if offset is not None else self._committed_offset.get(tp)
