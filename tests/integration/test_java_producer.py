@@ -61,9 +61,9 @@ def produce_java(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    written = [tuple(int(n) for n in line.split()) for line in done.stdout.splitlines()]
+    written = [(int(partition), int(offset)) for partition, offset in map(str.split, done.stdout.splitlines())]
     assert len(written) == len(lines)
-    return [(p, o) for p, o in written]
+    return written
 
 
 async def test_the_java_client_and_the_cloudevents_java_sdk_in_both_modes_every_event_delivered_in_order(
