@@ -79,12 +79,15 @@ class SkippedTails:
     def __init__(self) -> None:
         self._handed: dict[Any, int] = {}
         self._tails: dict[Any, tuple[int, int]] = {}
+        self._returned: set[Any] = set()  # partitions a fetch returned a record of in this assignment
+        self._positions: dict[Any, int] = {}  # after the last fetch
 
     def before_fetch(self, positions: Mapping[Any, int]) -> None:
         """The positions before a fetch: where nothing was handed yet (or a seek moved back), they start it."""
         for tp in [tp for tp in self._handed if tp not in positions]:
             del self._handed[tp]
             self._tails.pop(tp, None)
+        self._returned.intersection_update(positions)
         for tp, position in positions.items():
             handed = self._handed.get(tp)
             if handed is None or position < handed:
@@ -96,6 +99,8 @@ class SkippedTails:
         for tp, batch in records.items():
             if batch:
                 self._handed[tp] = batch[-1].offset + 1
+                self._returned.add(tp)
+        self._positions = dict(positions)
         for tp, position in positions.items():
             handed = self._handed.get(tp)
             if handed is not None and position > handed:
@@ -106,9 +111,14 @@ class SkippedTails:
     def tail(self, tp: Any) -> tuple[int, int] | None:
         return self._tails.get(tp)
 
+    def untouched_position(self, tp: Any) -> int | None:
+        """The position of a partition no fetch of this assignment returned a record of: nothing below it is
+        faust's to process (a new group's partition whose first records are an aborted transaction), or None."""
+        return None if tp in self._returned else self._positions.get(tp)
+
     def partitions(self) -> list[Any]:
-        """The partitions with a skipped tail now."""
-        return list(self._tails)
+        """The partitions with a skipped tail, or without any record fetched yet, now."""
+        return [*self._tails, *(tp for tp in self._positions if tp not in self._tails and tp not in self._returned)]
 
 
 def positions(consumer: aiokafka.AIOKafkaConsumer) -> dict[Any, int]:
@@ -327,8 +337,10 @@ class FaustConsumer(faust_aiokafka.Consumer):
         news since the last commit are markers and aborted records is committed past them too."""
         pending = list(super()._filter_tps_with_pending_acks(topics))
         if self._skipped is not None:
+            acks_enabled_for = self.app.topics.acks_enabled_for  # the agents' topics, not the changelogs
             for tp in map(ensure_TP, self._skipped.partitions()):
-                if tp not in pending and (topics is None or tp in topics or tp.topic in topics):
+                wanted = topics is None or tp in topics or tp.topic in topics
+                if tp not in pending and wanted and acks_enabled_for(tp.topic):
                     pending.append(tp)
         return iter(pending)
 
@@ -336,12 +348,18 @@ class FaustConsumer(faust_aiokafka.Consumer):
         """faust's next offset to commit, or past a skipped tail (:class:`SkippedTails`) once everything before it
         is acknowledged."""
         offset = super()._new_offset(tp)
-        tail = self._skipped.tail(tp) if self._skipped is not None else None
+        skipped = self._skipped
+        tail = skipped.tail(tp) if skipped is not None else None
+        if skipped is None:
+            return offset
         if tail is not None:
             handed, position = tail
             reached = offset if offset is not None else self._committed_offset.get(tp)
             if reached == handed:
                 return position
+        untouched = skipped.untouched_position(tp)
+        if offset is None and untouched is not None:
+            return untouched  # committed only if past the committed offset (faust's _should_commit)
         return offset
 
 

@@ -440,10 +440,30 @@ def test_a_partition_whose_only_news_is_an_aborted_transaction_is_committed_past
     consumer = _consumer(tmp_path)
     skipped: SkippedTails = consumer._thread.skipped  # type: ignore[attr-defined]
     tp, quiet = TopicPartition("fv.hundesteuer.status", 2), TopicPartition("fv.hundesteuer.status", 3)
+    consumer.app.topics._acking_topics.add(tp.topic)  # type: ignore[attr-defined]  # an agent's topic
     consumer._committed_offset[TP(tp.topic, tp.partition)] = 30
     skipped.before_fetch({tp: 30, quiet: 7})
     skipped.after_fetch({}, {tp: 33, quiet: 7})  # three aborted records and their marker; nothing on the other
     pending = list(consumer._filter_tps_with_pending_acks())
-    assert pending == [TP(tp.topic, tp.partition)]
+    assert pending == [TP(tp.topic, tp.partition), TP(quiet.topic, quiet.partition)]
     assert consumer._new_offset(pending[0]) == 33
+    # nothing of the quiet partition was fetched in this assignment: its position is safe to commit (once: faust's
+    # _should_commit refuses an offset not past the committed one)
+    assert consumer._new_offset(pending[1]) == 7
+    consumer._committed_offset[pending[1]] = 7
+    assert not consumer._should_commit(pending[1], 7)
     assert list(consumer._filter_tps_with_pending_acks({"rk.events"})) == []  # a commit of other topics only
+
+
+def test_a_new_group_commits_past_an_aborted_transaction_that_opens_a_partition(tmp_path: Path) -> None:
+    """A new group's partition whose first records are an aborted transaction: the position was reset inside the
+    first fetch, so no start was seen; no record was ever fetched, so the position is safe to commit."""
+    consumer = _consumer(tmp_path)
+    skipped: SkippedTails = consumer._thread.skipped  # type: ignore[attr-defined]
+    tp = TopicPartition("fv.hundesteuer.status", 1)
+    skipped.before_fetch({})  # no valid position yet
+    skipped.after_fetch({}, {tp: 8})  # reset to 0, then 7 aborted records and their marker skipped
+    assert consumer._new_offset(TP(tp.topic, tp.partition)) == 8
+    skipped.before_fetch({tp: 8})
+    skipped.after_fetch({tp: [_Fetched(8)]}, {tp: 9})  # a record fetched: no longer untouched
+    assert consumer._new_offset(TP(tp.topic, tp.partition)) is None  # 8 is not acknowledged yet
