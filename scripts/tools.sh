@@ -20,6 +20,10 @@
 #   Java producer      tests/java/producer (Apache Kafka's Java client and the CloudEvents Java SDK, pinned in its
 #                       pom.xml), built with Debian's maven and openjdk-17 from Maven Central into
 #                       $RK_TOOLS_DIR/java-producer-<hash of its sources>/: a Java Fachverfahren for the integration tests
+#   Go producer        tests/go/producer (IBM's sarama and the CloudEvents Go SDK, pinned in its go.mod/go.sum),
+#                       built with go through the Go module proxy into $RK_TOOLS_DIR/go-producer-<hash>/
+#   JS producer        tests/js/producer (kafkajs and the CloudEvents JavaScript SDK, pinned in its
+#                       package-lock.json), `npm ci` from npm into $RK_TOOLS_DIR/js-producer-<hash>/
 #   Kubernetes schemas  the PyPI package kubernetes-validate (JSON schemas of the core types), made standalone
 #                       for kubeconform by tests/ops/schemagen.py
 #   CRD schemas         ServiceMonitor and PrometheusRule, converted from the CRDs in the prometheus-operator Go module
@@ -131,12 +135,20 @@ axe_core() {
 
 JAVA_PRODUCER_SRC=tests/java/producer
 
-# The Java producer's directory: named by a hash of its sources, so a change to the pom or the code rebuilds it.
-java_producer_dir() {
-    local hash
-    hash="$(find "$JAVA_PRODUCER_SRC" -type f -not -path '*/target/*' -print0 | sort -z | xargs -0 cat | sha256sum)"
-    echo "$tools/java-producer-${hash:0:12}"
+GO_PRODUCER_SRC=tests/go/producer
+JS_PRODUCER_SRC=tests/js/producer
+
+# A producer's directory: named by a hash of its sources, so a change to the pins or the code rebuilds it.
+producer_dir() {
+    local name="$1" src="$2" hash
+    hash="$(find "$src" -type f -not -path '*/target/*' -not -path '*/node_modules/*' -print0 | sort -z |
+        xargs -0 cat | sha256sum)"
+    echo "$tools/$name-${hash:0:12}"
 }
+
+java_producer_dir() { producer_dir java-producer "$JAVA_PRODUCER_SRC"; }
+go_producer_dir() { producer_dir go-producer "$GO_PRODUCER_SRC"; }
+js_producer_dir() { producer_dir js-producer "$JS_PRODUCER_SRC"; }
 
 java_producer() {
     local dir work
@@ -156,6 +168,35 @@ java_producer() {
     fi
     cp "$work"/target/*.jar "$dir.partial/"
     rm -rf "$work" "$dir"
+    mv "$dir.partial" "$dir"
+    touch "$dir/.complete"
+}
+
+go_producer() {
+    local dir
+    dir="$(go_producer_dir)"
+    if [[ -f "$dir/.complete" ]]; then return 0; fi
+    say "building the Go producer (sarama, CloudEvents Go SDK) with go into $dir"
+    rm -rf "$dir.partial"
+    mkdir -p "$dir.partial"
+    (cd "$GO_PRODUCER_SRC" && GOFLAGS="-trimpath -mod=readonly" CGO_ENABLED=0 "$(go_bin)" build \
+        -o "$dir.partial/producer" .)
+    rm -rf "$dir"
+    mv "$dir.partial" "$dir"
+    touch "$dir/.complete"
+}
+
+js_producer() {
+    local dir
+    dir="$(js_producer_dir)"
+    if [[ -f "$dir/.complete" ]]; then return 0; fi
+    command -v npm >/dev/null || { say "npm is needed for the JavaScript producer (Debian's npm)"; exit 1; }
+    say "installing the JavaScript producer (kafkajs, CloudEvents JavaScript SDK) with npm ci into $dir"
+    rm -rf "$dir.partial"
+    mkdir -p "$dir.partial"
+    cp "$JS_PRODUCER_SRC"/package.json "$JS_PRODUCER_SRC"/package-lock.json "$JS_PRODUCER_SRC"/*.mjs "$dir.partial/"
+    (cd "$dir.partial" && npm ci --silent --no-audit --no-fund --ignore-scripts >/dev/null)
+    rm -rf "$dir"
     mv "$dir.partial" "$dir"
     touch "$dir/.complete"
 }
@@ -199,6 +240,8 @@ ensure() {
     debian_pkgs
     axe_core
     java_producer
+    go_producer
+    js_producer
     schemas
     say "helm $("$bin/helm" version --short), kubeconform $("$bin/kubeconform" -v)," \
         "$("$bin/promtool" --version 2>&1 | head -n1), $("$bin/kcat" -V 2>&1 | head -n1)"
@@ -211,6 +254,9 @@ print_env() {
     echo "RK_CHROMIUM=/usr/bin/chromium"
     echo "RK_JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
     echo "RK_JAVA_PRODUCER_CLASSPATH=$(java_producer_dir)/*:$(java_producer_dir)/lib/*"
+    echo "RK_GO_PRODUCER=$(go_producer_dir)/producer"
+    echo "RK_NODE=$(command -v node || echo node)"
+    echo "RK_JS_PRODUCER=$(js_producer_dir)/produce.mjs"
     # kubeconform's template: {{ .ResourceKind }}{{ .KindSuffix }} is e.g. deployment-apps-v1
     echo "RK_KUBE_SCHEMA_LOCATION=$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
 }
@@ -225,6 +271,8 @@ versions() {
     echo "postgresql, chromium: Debian's packages"
     echo "axe-core $AXE_CORE_VERSION (npm)"
     echo "Java producer: kafka-clients and cloudevents-kafka as pinned in $JAVA_PRODUCER_SRC/pom.xml (Maven Central)"
+    echo "Go producer: sarama and sdk-go as pinned in $GO_PRODUCER_SRC/go.mod (Go module proxy)"
+    echo "JS producer: kafkajs and cloudevents as pinned in $JS_PRODUCER_SRC/package-lock.json (npm)"
 }
 
 case "${1:-}" in

@@ -4,8 +4,9 @@ Python: live, with the real SDK (the ``dev`` extra pins it), through both of its
 ``cloudevents.v1.kafka`` and the 2.x core binding ``cloudevents.core.bindings.kafka``. Java, Go and JavaScript:
 records written exactly as those SDKs' Kafka bindings produce them (header names and casing, content-type values,
 ``data`` or ``data_base64``, the ``partitionkey`` extension), read from their sources; docs/fachverfahren.md names
-the versions and files. A header value that JavaScript leaves ``undefined`` is sent by kafkajs as a null header,
-which the consumer sees as empty bytes.
+the versions and files; Java, Go and JavaScript also run live against a worker (tests/integration). A header value
+that JavaScript's SDK leaves ``undefined`` is refused by kafkajs (its producer drops it); a client that sends it as
+a null header, which the consumer sees as empty bytes, is understood as well.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ SDK_RECORDS: dict[str, tuple[str | None, list[tuple[str, bytes | None]], bytes]]
         ),
     ),
     # cloudevents (npm) Kafka.binary: content-type from datacontenttype, then ce_<every own property> but data;
-    # undefined attributes become null headers (kafkajs)
+    # undefined attributes as null headers (kafkajs refuses them; a client that sends them is understood)
     "js-binary": (
         VORGANG,
         [

@@ -9,41 +9,22 @@ taken those events back: none of them reaches the portal.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 from pathlib import Path
 
 from streams.partitioner import vorgang_partition
 from tests.integration.test_foreign_clients import pipeline_worker
-from tests.support.events import ValidEvent, hundesteuer_events
+from tests.support.events import hundesteuer_events
 from tests.support.flow import all_caught_up
 from tests.support.kafka_io import create_topics, read_all
 from tests.support.pipeline import pipeline_env
 from tests.support.portal import portal_sim
 from tests.support.processes import free_port
+from tests.support.sdk_producers import event_line, produce
 from tests.support.tools import tools_env
 
 PARTITIONS = 4
 MODES = ("binary", "structured")
 JAVA_MAIN = "de.rueckkanal.testclients.ProduceCloudEvents"
-
-
-def java_line(event: ValidEvent, **plan: object) -> str:
-    """One event as the Java producer reads it: the CloudEvent's attributes and its JSON data; ``plan`` may name its
-    ``transaction`` and whether that is aborted (``abort``)."""
-    _, value, headers = event.record
-    have = {name: raw.decode() for name, raw in headers}
-    return json.dumps(
-        {
-            "id": have["ce_id"],
-            "source": have["ce_source"],
-            "type": have["ce_type"],
-            "time": have["ce_time"],
-            "vorgangId": event.vorgang_id,
-            "data": json.loads(value or b"{}"),
-            **plan,
-        }
-    )
 
 
 def produce_java(
@@ -52,18 +33,8 @@ def produce_java(
     """Write the lines with the Java producer, in order; (partition, offset) of each."""
     tools = tools_env()
     extra = [transactional_id] if transactional_id is not None else []
-    done = subprocess.run(
-        [tools["RK_JAVA"], "-cp", tools["RK_JAVA_PRODUCER_CLASSPATH"], JAVA_MAIN, bootstrap, topic, mode, *extra],
-        input="\n".join(lines) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    written = [(int(partition), int(offset)) for partition, offset in map(str.split, done.stdout.splitlines())]
-    assert len(written) == len(lines)
-    return written
+    java = [tools["RK_JAVA"], "-cp", tools["RK_JAVA_PRODUCER_CLASSPATH"], JAVA_MAIN]
+    return produce([*java, bootstrap, topic, mode, *extra], lines)
 
 
 async def test_the_java_client_and_the_cloudevents_java_sdk_in_both_modes_every_event_delivered_in_order(
@@ -80,7 +51,7 @@ async def test_the_java_client_and_the_cloudevents_java_sdk_in_both_modes_every_
 
     with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
         for mode, sent in by_mode.items():
-            lines = [java_line(e) for e in sent]
+            lines = [event_line(e) for e in sent]
             written = await asyncio.to_thread(produce_java, kafka_bootstrap, topic, mode, lines)
             # Kafka's Java client puts a keyed record where the worker looks for its Vorgang: processed in place
             assert [p for p, _ in written] == [vorgang_partition(e.vorgang_id, PARTITIONS) for e in sent]
@@ -108,7 +79,7 @@ async def test_events_of_an_aborted_transaction_never_reach_the_portal(
     # transaction 0 and 2 committed, 1 aborted: the aborted records lie between committed ones in each partition
     plan = {v: (0 if n % 3 == 0 else 1 if n % 3 == 1 else 2) for n, v in enumerate(vorgaenge)}
     ordered = sorted(events, key=lambda e: plan[e.vorgang_id])
-    lines = [java_line(e, transaction=plan[e.vorgang_id], abort=e.vorgang_id in taken_back) for e in ordered]
+    lines = [event_line(e, transaction=plan[e.vorgang_id], abort=e.vorgang_id in taken_back) for e in ordered]
 
     with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
         await asyncio.to_thread(produce_java, kafka_bootstrap, topic, "binary", lines, f"hundesteuer-{unique}")
