@@ -354,8 +354,9 @@ class FaustConsumer(faust_aiokafka.Consumer):
             return offset
         if tail is not None:
             handed, position = tail
+            # committed past ``handed`` already: an earlier tail's position, the tail grown by a later fetch
             reached = offset if offset is not None else self._committed_offset.get(tp)
-            if reached == handed:
+            if reached is not None and handed <= reached < position:
                 return position
         untouched = skipped.untouched_position(tp)
         if offset is None and untouched is not None:

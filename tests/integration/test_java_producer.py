@@ -75,17 +75,25 @@ async def test_events_of_an_aborted_transaction_never_reach_the_portal(
     topic = pipeline.source_topics["hundesteuer"]
     await create_topics(kafka_bootstrap, pipeline.source_topics.values(), PARTITIONS)
     vorgaenge = sorted({e.vorgang_id for e in events})
-    taken_back = set(vorgaenge[1::3])  # every third Vorgang's events are written in the aborted transaction
-    # transaction 0 and 2 committed, 1 aborted: the aborted records lie between committed ones in each partition
-    plan = {v: (0 if n % 3 == 0 else 1 if n % 3 == 1 else 2) for n, v in enumerate(vorgaenge)}
-    ordered = sorted(events, key=lambda e: plan[e.vorgang_id])
-    lines = [event_line(e, transaction=plan[e.vorgang_id], abort=e.vorgang_id in taken_back) for e in ordered]
+    # transactions 0 and 2 committed, 1 aborted, given round the Vorgänge in partition order: a partition holding
+    # three of the nine (there is one) gets all three, the aborted one between two committed ones
+    by_partition = sorted(vorgaenge, key=lambda v: (vorgang_partition(v, PARTITIONS), v))
+    plan = {v: n % 3 for n, v in enumerate(by_partition)}
+    taken_back = {v for v, transaction in plan.items() if transaction == 1}
 
     with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
-        await asyncio.to_thread(produce_java, kafka_bootstrap, topic, "binary", lines, f"hundesteuer-{unique}")
-        # committed up to the end of every partition, past every marker: the offsets the worker's lag gauge and
-        # /healthz's stall check read (a marker left as lag kept ingest "waiting for work" that could not come)
-        await all_caught_up(kafka_bootstrap, pipeline)
+        # one producer run per transaction, each waited for: the aborted one then ends its partitions, after a
+        # committed one the worker has already committed past (its marker included)
+        for transaction in (0, 1, 2):
+            lines = [
+                event_line(e, transaction=transaction, abort=e.vorgang_id in taken_back)
+                for e in events
+                if plan[e.vorgang_id] == transaction
+            ]
+            await asyncio.to_thread(produce_java, kafka_bootstrap, topic, "binary", lines, f"hundesteuer-{unique}")
+            # committed up to the end of every partition, past every marker: the offsets the worker's lag gauge and
+            # /healthz's stall check read (a marker left as lag kept ingest "waiting for work" that could not come)
+            await all_caught_up(kafka_bootstrap, pipeline)
         stored = await portal.nachrichten(vorgaenge)
         assert worker.proc.poll() is None
 

@@ -436,6 +436,25 @@ def test_the_commit_passes_a_skipped_tail_only_when_everything_before_it_is_ackn
     assert consumer._new_offset(tp) is None  # nothing new
 
 
+def test_a_tail_that_grows_after_its_commit_is_committed_past_again(tmp_path: Path) -> None:
+    """A transaction aborted after a fetch saw the committed one before it: the first fetch stops at the open
+    transaction (its last stable offset), a later one passes the aborted records and their marker."""
+    consumer = _consumer(tmp_path)
+    tp = TP("fv.hundesteuer.status", 3)
+    skipped: SkippedTails = consumer._thread.skipped  # type: ignore[attr-defined]
+    skipped.before_fetch({tp: 0})
+    skipped.after_fetch({tp: [_Fetched(0), _Fetched(1), _Fetched(2)]}, {tp: 4})  # the commit marker at 3
+    consumer._acked[tp].extend([0, 1, 2])
+    assert consumer._new_offset(tp) == 4
+    consumer._committed_offset[tp] = 4
+    skipped.before_fetch({tp: 4})
+    skipped.after_fetch({}, {tp: 8})  # 4 to 6 aborted, their marker at 7
+    assert list(consumer._filter_tps_with_pending_acks()) == [tp]
+    assert consumer._new_offset(tp) == 8  # was None: 4, the committed offset, is past the tail's start
+    consumer._committed_offset[tp] = 8
+    assert consumer._new_offset(tp) is None
+
+
 def test_a_partition_whose_only_news_is_an_aborted_transaction_is_committed_past_it(tmp_path: Path) -> None:
     consumer = _consumer(tmp_path)
     skipped: SkippedTails = consumer._thread.skipped  # type: ignore[attr-defined]
