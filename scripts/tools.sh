@@ -150,6 +150,13 @@ java_producer_dir() { producer_dir java-producer "$JAVA_PRODUCER_SRC"; }
 go_producer_dir() { producer_dir go-producer "$GO_PRODUCER_SRC"; }
 js_producer_dir() { producer_dir js-producer "$JS_PRODUCER_SRC"; }
 
+# Moves a finished build from DIR.partial into DIR; a DIR without .complete is built again by the next ensure.
+finish_dir() {
+    rm -rf "$1"
+    mv "$1.partial" "$1"
+    touch "$1/.complete"
+}
+
 java_producer() {
     local dir work
     dir="$(java_producer_dir)"
@@ -167,9 +174,8 @@ java_producer() {
         exit 1
     fi
     cp "$work"/target/*.jar "$dir.partial/"
-    rm -rf "$work" "$dir"
-    mv "$dir.partial" "$dir"
-    touch "$dir/.complete"
+    rm -rf "$work"
+    finish_dir "$dir"
 }
 
 go_producer() {
@@ -181,9 +187,7 @@ go_producer() {
     mkdir -p "$dir.partial"
     (cd "$GO_PRODUCER_SRC" && GOFLAGS="-trimpath -mod=readonly" CGO_ENABLED=0 "$(go_bin)" build \
         -o "$dir.partial/producer" .)
-    rm -rf "$dir"
-    mv "$dir.partial" "$dir"
-    touch "$dir/.complete"
+    finish_dir "$dir"
 }
 
 js_producer() {
@@ -196,9 +200,7 @@ js_producer() {
     mkdir -p "$dir.partial"
     cp "$JS_PRODUCER_SRC"/package.json "$JS_PRODUCER_SRC"/package-lock.json "$JS_PRODUCER_SRC"/*.mjs "$dir.partial/"
     (cd "$dir.partial" && npm ci --silent --no-audit --no-fund --ignore-scripts >/dev/null)
-    rm -rf "$dir"
-    mv "$dir.partial" "$dir"
-    touch "$dir/.complete"
+    finish_dir "$dir"
 }
 
 schemas() {
@@ -222,9 +224,8 @@ schemas() {
         --crd "$operator/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
         --crd "$operator/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
         --out "$schemas.partial/v$KUBE_VERSION-standalone-strict"
-    rm -rf "$work" "$schemas"
-    mv "$schemas.partial" "$schemas"
-    touch "$schemas/.complete"
+    rm -rf "$work"
+    finish_dir "$schemas"
 }
 
 ensure() {
