@@ -6,7 +6,8 @@ official CloudEvents SDK's Kafka binding, in binary and in structured mode, the 
   keeps their Vorgang: they take the rerouted path, and still reach the portal in order. With the Java client's
   murmur2 plugged into sarama's hash partitioner (docs/fachverfahren.md, "Partitions") they are processed in place.
 - Node.js: kafkajs with the ``cloudevents`` npm package (tests/js/producer). kafkajs 2's default partitioner is the
-  Java client's: in place. Its binary mode sends the attributes the event leaves unset as null headers.
+  Java client's: in place. The SDK's binary mode gives the attributes an event leaves unset undefined headers,
+  which kafkajs refuses; the producer drops them, as docs/fachverfahren.md tells JavaScript teams.
 
 Every event reaches the reference portal in its Vorgang's order, and nothing is dead-lettered.
 """
