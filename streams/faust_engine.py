@@ -349,9 +349,9 @@ class FaustConsumer(faust_aiokafka.Consumer):
         is acknowledged."""
         offset = super()._new_offset(tp)
         skipped = self._skipped
-        tail = skipped.tail(tp) if skipped is not None else None
         if skipped is None:
             return offset
+        tail = skipped.tail(tp)
         if tail is not None:
             handed, position = tail
             # committed past ``handed`` already: an earlier tail's position, the tail grown by a later fetch
