@@ -21,37 +21,14 @@ from pathlib import Path
 from streams.partitioner import vorgang_partition
 from tests.integration.test_foreign_clients import pipeline_worker
 from tests.support.events import ValidEvent, hundesteuer_events
-from tests.support.flow import all_caught_up
 from tests.support.kafka_io import create_topics, read_all
-from tests.support.pipeline import PipelineEnv, pipeline_env
-from tests.support.portal import PortalSim, portal_sim
+from tests.support.pipeline import pipeline_env
+from tests.support.portal import portal_sim
 from tests.support.processes import free_port
-from tests.support.sdk_producers import event_line, produce
+from tests.support.sdk_producers import by_style, delivered_in_order, event_line, produce
 from tests.support.tools import tools_env
 
 PARTITIONS = 4
-
-
-def by_style(events: list[ValidEvent], styles: list[str]) -> dict[str, list[ValidEvent]]:
-    """Each Vorgang written in one style throughout (one producer setting: one partition, a defined order)."""
-    split = {
-        s: [e for e in events if int(e.vorgang_id.rsplit("-", 1)[-1]) % len(styles) == n] for n, s in enumerate(styles)
-    }
-    assert all(split.values())
-    return split
-
-
-async def delivered_in_order(
-    bootstrap: str, pipeline: PipelineEnv, portal: PortalSim, events: list[ValidEvent]
-) -> None:
-    """Every event at the portal, in its Vorgang's order, and none dead-lettered."""
-    await all_caught_up(bootstrap, pipeline)
-    vorgaenge = sorted({e.vorgang_id for e in events})
-    stored = await portal.nachrichten(vorgaenge)
-    assert await read_all(bootstrap, pipeline.dlq) == []
-    for vorgang_id in vorgaenge:
-        got = [n["nachrichtenUUID"] for n in sorted(stored[vorgang_id], key=lambda n: n["firstReceivedAt"])]
-        assert got == [e.nachrichten_uuid for e in events if e.vorgang_id == vorgang_id], vorgang_id
 
 
 async def test_sarama_and_the_cloudevents_go_sdk_every_event_delivered_in_order_in_place_with_murmur2(

@@ -19,7 +19,7 @@ from tests.support.kafka_io import create_topics, read_all
 from tests.support.pipeline import pipeline_env
 from tests.support.portal import portal_sim
 from tests.support.processes import free_port
-from tests.support.sdk_producers import event_line, produce
+from tests.support.sdk_producers import by_style, delivered_in_order, event_line, produce
 from tests.support.tools import tools_env
 
 PARTITIONS = 4
@@ -44,26 +44,16 @@ async def test_the_java_client_and_the_cloudevents_java_sdk_in_both_modes_every_
     pipeline = pipeline_env(kafka_bootstrap, unique, tmp_path, partitions=PARTITIONS, web_port=free_port())
     topic = pipeline.source_topics["hundesteuer"]
     await create_topics(kafka_bootstrap, pipeline.source_topics.values(), PARTITIONS)
-    by_mode = {
-        mode: [e for e in events if int(e.vorgang_id.rsplit("-", 1)[-1]) % 2 == n] for n, mode in enumerate(MODES)
-    }
-    assert all(by_mode.values())
 
     with portal_sim(tmp_path / "portal.sqlite3") as portal, pipeline_worker(pipeline, portal) as worker:
-        for mode, sent in by_mode.items():
+        for mode, sent in by_style(events, MODES).items():
             lines = [event_line(e) for e in sent]
             written = await asyncio.to_thread(produce_java, kafka_bootstrap, topic, mode, lines)
             # Kafka's Java client puts a keyed record where the worker looks for its Vorgang: processed in place
             assert [p for p, _ in written] == [vorgang_partition(e.vorgang_id, PARTITIONS) for e in sent]
-        await all_caught_up(kafka_bootstrap, pipeline)
-        stored = await portal.nachrichten(sorted({e.vorgang_id for e in events}))
+        await delivered_in_order(kafka_bootstrap, pipeline, portal, events)
         assert worker.proc.poll() is None
 
-    assert await read_all(kafka_bootstrap, pipeline.dlq) == []
-    for vorgang_id in {e.vorgang_id for e in events}:
-        got = sorted(stored[vorgang_id], key=lambda n: n["firstReceivedAt"])
-        want = [e for e in events if e.vorgang_id == vorgang_id]
-        assert [n["nachrichtenUUID"] for n in got] == [e.nachrichten_uuid for e in want], vorgang_id
     assert await read_all(kafka_bootstrap, pipeline.events) == [], "nothing rerouted"
 
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
 
 from tests.support.events import ValidEvent
+from tests.support.flow import all_caught_up
+from tests.support.kafka_io import read_all
+from tests.support.pipeline import PipelineEnv
+from tests.support.portal import PortalSim
 
 
 def event_line(event: ValidEvent, **plan: object) -> str:
@@ -35,3 +40,25 @@ def produce(argv: list[str], lines: list[str]) -> list[tuple[int, int]]:
     written = [(int(partition), int(offset)) for partition, offset in map(str.split, done.stdout.splitlines())]
     assert len(written) == len(lines), done.stderr[-2000:]
     return written
+
+
+def by_style(events: list[ValidEvent], styles: Sequence[str]) -> dict[str, list[ValidEvent]]:
+    """Each Vorgang written in one style throughout (one producer setting: one partition, a defined order)."""
+    split = {
+        s: [e for e in events if int(e.vorgang_id.rsplit("-", 1)[-1]) % len(styles) == n] for n, s in enumerate(styles)
+    }
+    assert all(split.values())
+    return split
+
+
+async def delivered_in_order(
+    bootstrap: str, pipeline: PipelineEnv, portal: PortalSim, events: list[ValidEvent]
+) -> None:
+    """Every event at the portal, in its Vorgang's order, and none dead-lettered."""
+    await all_caught_up(bootstrap, pipeline)
+    vorgaenge = sorted({e.vorgang_id for e in events})
+    stored = await portal.nachrichten(vorgaenge)
+    assert await read_all(bootstrap, pipeline.dlq) == []
+    for vorgang_id in vorgaenge:
+        got = [n["nachrichtenUUID"] for n in sorted(stored[vorgang_id], key=lambda n: n["firstReceivedAt"])]
+        assert got == [e.nachrichten_uuid for e in events if e.vorgang_id == vorgang_id], vorgang_id
