@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+from prometheus_client import CollectorRegistry
+
 from rueckkanal.transparency import DeadLetterRecord, DeliveryRecord, completed_now, points_of
-from streams.status_web.deliveries import dead_letter_record, receipt_record
+from streams.status_web.deliveries import DeliveryLogReader, dead_letter_record, receipt_record
+from streams.status_web.metrics import StatusWebMetrics
 from tests.contract.statusstore_contract import status
 
 UUID = "6f1c1e8e-3b8e-5a0e-9c1d-2f4a8b7c6d5e"
@@ -83,11 +86,6 @@ def test_completed_now_counts_each_step_once() -> None:
 
 
 async def test_a_stopped_delivery_log_reader_is_a_problem_for_healthz_unless_it_was_stopped() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from streams.status_web.deliveries import DeliveryLogReader
-    from streams.status_web.metrics import StatusWebMetrics
-
     reader = DeliveryLogReader(
         kafka_options={},
         receipts_topic="rk.receipts",
