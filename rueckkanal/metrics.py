@@ -195,6 +195,20 @@ class Metrics:
             ["stage", "target"],
             registry=registry,
         )
+        self.source_transaction_held = Gauge(
+            "rueckkanal_source_transaction_held_messages",
+            "Records of a Fachverfahren's topic not readable yet because an open transaction precedes them (high "
+            "watermark minus last stable offset), summed over this worker's partitions",
+            ["source"],
+            registry=registry,
+        )
+        self.source_transaction_open = Gauge(
+            "rueckkanal_source_transaction_open_seconds",
+            "How long a Fachverfahren's last stable offset has stood still with records behind it (the oldest open "
+            "transaction holding a partition back), longest over this worker's partitions; 0 when none",
+            ["source"],
+            registry=registry,
+        )
         self.assigned_partitions = Gauge(
             "rueckkanal_assigned_partitions",
             "Partitions this worker currently owns (target: delivery only)",
@@ -229,6 +243,8 @@ class Metrics:
             self.events_rerouted.labels(source)
             self.pipeline_headers_stripped.labels(source)
             self.messages_rendered.labels(source)
+            self.source_transaction_held.labels(source)
+            self.source_transaction_open.labels(source)
             for reason in INGEST_REASONS:
                 self.events_rejected.labels(source, reason.value)
             for reason in LIFECYCLE_WARNINGS:

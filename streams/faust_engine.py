@@ -9,7 +9,8 @@ The rules this module keeps for the ingest worker:
 * **Paused means not fetched** (:func:`hold_inactive`): a partition faust does not read now (a recovered table's
   changelog) is paused in aiokafka too, or its unread records would hold every fetch from the broker back.
 * **Committed records only**: the consumer reads ``read_committed`` (faust does only in exactly-once mode), so an
-  aborted transaction of a Fachverfahren is never processed, and an open one waits for its end.
+  aborted transaction of a Fachverfahren is never processed, and an open one waits for its end; what an open one
+  holds back, and for how long, is measured after each fetch (:class:`streams.obs.OpenTransactions`).
 * **Commits** never stop for a repeated offset (:class:`AckedOffsets`) nor for an older committed offset read back
   during a seek (:class:`CommittedOffsets`), nor at offsets without a record for faust (transaction markers,
   aborted records: between records as a gap, also after offset 0; after the last one as a :class:`SkippedTails`),
@@ -53,7 +54,7 @@ from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from streams.kafka_records import install_record_reader
-from streams.obs import Progress, Readiness, record_lag
+from streams.obs import OpenTransactions, Progress, Readiness, record_lag, record_open_transactions
 
 FETCH_MAX_WAIT_MS = 100
 YIELD_EVERY = 100  # records handed off between two turns of the event loop, as in faust
@@ -138,6 +139,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.skipped = SkippedTails()
+        self.transactions = OpenTransactions()
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
@@ -160,7 +162,17 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         self.skipped.before_fetch(positions(consumer))
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
         self.skipped.after_fetch(records, positions(consumer))
+        self.transactions.observe(fetch_ends(consumer, active_partitions))
         return records
+
+
+def fetch_ends(consumer: aiokafka.AIOKafkaConsumer, active: set[Any]) -> dict[Any, tuple[int | None, int | None]]:
+    """The high watermark and last stable offset of each partition faust reads now, as its last fetch response gave
+    them (the consumer's thread)."""
+    reading = frozenset(active)  # faust's own set, changed by the app's thread: read once
+    return {
+        tp: (consumer.highwater(tp), consumer.last_stable_offset(tp)) for tp in consumer.assignment() if tp in reading
+    }
 
 
 def hold_inactive(consumer: Any, active: set[Any]) -> None:
@@ -332,6 +344,12 @@ class FaustConsumer(faust_aiokafka.Consumer):
         thread = self._thread
         return thread.skipped if isinstance(thread, _ConsumerThread) else None
 
+    def open_transactions(self) -> dict[Any, tuple[int, float]]:
+        """Per source partition, the records an open transaction holds back and for how long
+        (:meth:`streams.obs.OpenTransactions.held`); none before faust has made its thread."""
+        thread = self._thread
+        return thread.transactions.held() if isinstance(thread, _ConsumerThread) else {}
+
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[Any]:
         """faust's partitions with acknowledged records, and those with a skipped tail: a partition whose only
         news since the last commit are markers and aborted records is committed past them too."""
@@ -420,9 +438,10 @@ log = structlog.get_logger("rueckkanal.web")
 class FaustConsumerState:
     """faust's consumer as seen through its rebalance signals, and its lag."""
 
-    def __init__(self, app: faust.App, events_topic: str) -> None:
+    def __init__(self, app: faust.App, events_topic: str, sources: Mapping[str, str] | None = None) -> None:
         self.app = app
         self.events_topic = events_topic
+        self.sources = dict(sources or {})  # source topic → Fachverfahren
         self.joined = False
         self.rebalancing = False
         self.lag: dict[str, int] = {}  # stage → lag at the last sample
@@ -464,6 +483,7 @@ class FaustConsumerState:
         for stage, partitions in by_stage.items():
             positions = {tp: _or_none(consumer._committed_offset.get(tp), earliest.get(tp)) for tp in partitions}
             self.lag[stage] = record_lag(stage, "", {tp: ends.get(tp) for tp in partitions}, positions)
+        record_open_transactions(self.sources, consumer.open_transactions())
 
     def work_waiting(self) -> bool:
         """Ingest has work: records behind the end of its assigned partitions at the last sample."""
@@ -483,8 +503,16 @@ class FaustConsumerState:
         return None
 
 
-def track_faust_consumer(app: faust.App, readiness: Readiness, progress: Progress, events_topic: str) -> None:
-    state = FaustConsumerState(app, events_topic)
+def track_faust_consumer(
+    app: faust.App,
+    readiness: Readiness,
+    progress: Progress,
+    events_topic: str,
+    sources: Mapping[str, str] | None = None,
+) -> None:
+    """Readiness, lag and open transactions of the ingest's faust consumer; ``sources`` maps each source topic to
+    its Fachverfahren."""
+    state = FaustConsumerState(app, events_topic, sources)
     progress.watch("ingest", state.work_waiting)
     app.on_partitions_assigned.connect(cast(Any, state.on_assigned))  # mode types handlers too narrowly
     app.on_partitions_revoked.connect(cast(Any, state.on_revoked))

@@ -173,3 +173,57 @@ def record_lag(stage: str, target: str, ends: Mapping[Any, int | None], position
     metrics.consumer_lag.labels(stage, target).set(lag)
     metrics.assigned_partitions.labels(stage, target).set(len(ends))
     return lag
+
+
+class OpenTransactions:
+    """Per partition, the records a ``read_committed`` consumer cannot read yet because a transaction before them
+    is still open, and since when: the high watermark past the last stable offset (LSO), with the time the LSO was
+    first seen where it stands.
+
+    Lag is counted up to the LSO, so what an open transaction holds back is neither lag nor stalled work. A busy
+    transactional producer has a transaction open most of the time, but each commit moves the LSO; one that stands
+    still with records behind it is a transaction that neither commits nor aborts. Thread-safe for one writer (the
+    consumer's thread, after each fetch) and readers elsewhere: each observation replaces the whole map.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[Any, tuple[int, int, float]] = {}  # partition → (LSO, records behind it, seen there since)
+
+    def observe(self, ends: Mapping[Any, tuple[int | None, int | None]]) -> None:
+        """The (high watermark, LSO) of each partition read now, as its last fetch response gave them (None while
+        unknown; an LSO below 0 is a broker's "none"). Partitions not given are forgotten."""
+        now = self._clock()
+        known = self._held
+        held = {}
+        for tp, (highwater, stable) in ends.items():
+            if highwater is None or stable is None or stable < 0 or highwater <= stable:
+                continue
+            before = known.get(tp)
+            since = before[2] if before is not None and before[0] == stable else now
+            held[tp] = (stable, highwater - stable, since)
+        self._held = held
+
+    def held(self) -> dict[Any, tuple[int, float]]:
+        """Per partition with records held back: how many, and for how many seconds its LSO has stood there."""
+        now = self._clock()
+        return {tp: (records, now - since) for tp, (_, records, since) in self._held.items()}
+
+
+def record_open_transactions(sources: Mapping[str, str], held: Mapping[Any, tuple[int, float]]) -> None:
+    """Set each Fachverfahren's held-records and open-transaction gauges from :meth:`OpenTransactions.held`.
+
+    ``sources`` maps a source topic to its Fachverfahren; partitions of other topics are not counted. Records are
+    summed over the source's partitions, the time is the longest; both 0 when nothing is held.
+    """
+    records = dict.fromkeys(sources.values(), 0)
+    seconds = dict.fromkeys(sources.values(), 0.0)
+    for tp, (count, age) in held.items():
+        source = sources.get(tp.topic)
+        if source is not None:
+            records[source] += count
+            seconds[source] = max(seconds[source], age)
+    metrics = process_metrics()
+    for source in records:
+        metrics.source_transaction_held.labels(source).set(records[source])
+        metrics.source_transaction_open.labels(source).set(round(seconds[source], 3))

@@ -33,6 +33,7 @@ of them off, so the port serves our three paths and faust's plain ``/`` index (`
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -56,12 +57,17 @@ _FAUST_DEBUG_VIEWS = ("web_tables_enabled", "web_router_enabled", "web_stats_ena
 
 
 def register_web_views(
-    pipeline: Pipeline, readiness: Readiness | None = None, *, registry: CollectorRegistry = REGISTRY
+    pipeline: Pipeline,
+    readiness: Readiness | None = None,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+    sources: Mapping[str, str] | None = None,
 ) -> Readiness:
     """Add ``/metrics``, ``/healthz`` and ``/readyz`` to the pipeline's faust app; return the Readiness used.
 
     Call once per app, before the worker starts (faust refuses new routes once its server runs). ``readiness``
-    defaults to ``pipeline.readiness``, the object the ingest and delivery stages report to.
+    defaults to ``pipeline.readiness``, the object the ingest and delivery stages report to; ``sources`` maps each
+    Fachverfahren's topic to its name, for the gauges of open transactions.
     """
     app = pipeline.app
     conditions = pipeline.readiness if readiness is None else readiness
@@ -70,7 +76,7 @@ def register_web_views(
     conditions.add_check("producer", lambda: _producer_problem(app))
     progress = pipeline.progress
     progress.stall_after_s = pipeline.settings.web.stall_after_s  # the one place settings meet the watch
-    track_faust_consumer(app, conditions, progress, events_topic=pipeline.settings.topics.events)
+    track_faust_consumer(app, conditions, progress, events_topic=pipeline.settings.topics.events, sources=sources)
     started = time.monotonic()
 
     class MetricsView(View):

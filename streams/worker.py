@@ -173,9 +173,10 @@ def build_worker(settings: Settings, role: Role, target: str | None = None) -> R
     """
     logs.configure_structlog()
     pipeline = create_pipeline(settings)
-    register_web_views(pipeline)  # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
-    metrics = process_metrics()
     fachverfahren = load_fachverfahren(settings.fachverfahren_dir)
+    # /metrics, /healthz, /readyz on settings.web.port (streams/web.py)
+    register_web_views(pipeline, sources={fv.topic: fv.name for fv in fachverfahren})
+    metrics = process_metrics()
     ingest: IngestStage | None = None
     services: list[DeliveryService] = []
     if role in (Role.ALL, Role.INGEST):

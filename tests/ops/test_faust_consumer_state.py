@@ -1,4 +1,5 @@
-"""Readiness and lag of the faust consumer, computed from what faust reports (faked here, real in integration)."""
+"""Readiness, lag and open transactions of the faust consumer, computed from what faust reports (faked here, real
+in integration)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,28 @@ from faust.types import TP
 from prometheus_client import REGISTRY
 
 from streams.faust_engine import FaustConsumerState as _FaustConsumerState
+from streams.obs import OpenTransactions
 
 EVENTS = "rk.events"
 SOURCE = "fv.hundesteuer.status"
 
 
 class FakeConsumer:
-    def __init__(self, committed: dict[TP, int | None], ends: dict[TP, int], earliest: dict[TP, int]) -> None:
+    def __init__(
+        self,
+        committed: dict[TP, int | None],
+        ends: dict[TP, int],
+        earliest: dict[TP, int],
+        held: dict[TP, tuple[int, float]] | None = None,
+    ) -> None:
         self._committed_offset = committed
         self._ends = ends
         self._earliest = earliest
+        self._held = held or {}
         self.asked_earliest: list[TP] = []
+
+    def open_transactions(self) -> dict[TP, tuple[int, float]]:
+        return dict(self._held)
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self._ends[tp] for tp in tps}
@@ -89,3 +101,66 @@ def test_readiness_problem_follows_the_group() -> None:
     assert state.problem() == "consumer group is rebalancing"
     without_agents = _FaustConsumerState(_app(set(), FakeConsumer({}, {}, {}), agents=0), EVENTS)
     assert without_agents.problem() is None  # a delivery-only worker has no faust consumer to wait for
+
+
+def _source_gauge(name: str, source: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"source": source})
+
+
+async def test_open_transactions_are_summed_per_fachverfahren_and_their_longest_hold_kept() -> None:
+    parking = "fv.parkausweis.status"
+    src0, src1, src2, park0, ev0 = TP(SOURCE, 0), TP(SOURCE, 1), TP(SOURCE, 2), TP(parking, 0), TP(EVENTS, 0)
+    actives = {src0, src1, src2, park0, ev0}
+    held = {src0: (3, 40.0), src2: (5, 130.5), ev0: (9, 999.0)}  # the events topic is no Fachverfahren's
+    consumer = FakeConsumer({tp: 0 for tp in actives}, dict.fromkeys(actives, 0), {}, held)
+    sources = {SOURCE: "hundesteuer", parking: "parkausweis"}
+    state = _FaustConsumerState(_app(actives, consumer), EVENTS, sources)
+    state.joined = True
+    await state.sample()
+    assert _source_gauge("rueckkanal_source_transaction_held_messages", "hundesteuer") == 8
+    assert _source_gauge("rueckkanal_source_transaction_open_seconds", "hundesteuer") == 130.5
+    assert _source_gauge("rueckkanal_source_transaction_held_messages", "parkausweis") == 0
+    assert _source_gauge("rueckkanal_source_transaction_open_seconds", "parkausweis") == 0
+    consumer._held = {}  # the transactions ended
+    await state.sample()
+    assert _source_gauge("rueckkanal_source_transaction_held_messages", "hundesteuer") == 0
+    assert _source_gauge("rueckkanal_source_transaction_open_seconds", "hundesteuer") == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_hold_ages_while_the_last_stable_offset_stands_still() -> None:
+    clock, tp = Clock(), TP(SOURCE, 0)
+    transactions = OpenTransactions(clock)
+    transactions.observe({tp: (110, 100)})  # a transaction began at offset 100; ten records behind it
+    clock.now += 30
+    transactions.observe({tp: (125, 100)})  # more records behind it, the LSO has not moved
+    clock.now += 5
+    assert transactions.held() == {tp: (25, 35.0)}
+
+
+def test_a_moving_last_stable_offset_starts_the_clock_again() -> None:
+    clock, tp = Clock(), TP(SOURCE, 0)
+    transactions = OpenTransactions(clock)
+    transactions.observe({tp: (110, 100)})
+    clock.now += 30
+    transactions.observe({tp: (140, 120)})  # committed; the next transaction began at 120 (a busy producer)
+    clock.now += 2
+    assert transactions.held() == {tp: (20, 2.0)}
+
+
+def test_nothing_is_held_when_the_lso_reaches_the_end_or_is_unknown() -> None:
+    clock = Clock()
+    caught_up, unknown, no_lso, old_broker, dropped = (TP(SOURCE, p) for p in range(5))
+    transactions = OpenTransactions(clock)
+    transactions.observe({dropped: (10, 4)})
+    transactions.observe(
+        {caught_up: (50, 50), unknown: (None, None), no_lso: (50, None), old_broker: (50, -1)}
+    )  # and ``dropped`` is no longer read: forgotten
+    assert transactions.held() == {}

@@ -35,6 +35,9 @@ class FakeConsumer:
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return {tp: 0 for tp in tps}
 
+    def open_transactions(self) -> dict[TP, tuple[int, float]]:
+        return {}
+
 
 def ingest_state(committed: int, end: int, agents: int = 2) -> tuple[_FaustConsumerState, FakeConsumer]:
     tp = TP(SOURCE, 0)
