@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from streams.faust_engine import FaustConsumerState as _FaustConsumerState
 from streams.obs import OpenTransactions
+from tests.support.clock import ManualClock
 
 EVENTS = "rk.events"
 SOURCE = "fv.hundesteuer.status"
@@ -127,16 +128,8 @@ async def test_open_transactions_are_summed_per_fachverfahren_and_their_longest_
     assert _source_gauge("rueckkanal_source_transaction_open_seconds", "hundesteuer") == 0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_hold_ages_while_the_last_stable_offset_stands_still() -> None:
-    clock, tp = Clock(), TP(SOURCE, 0)
+    clock, tp = ManualClock(), TP(SOURCE, 0)
     transactions = OpenTransactions(clock)
     transactions.observe({tp: (110, 100)})  # a transaction began at offset 100; ten records behind it
     clock.now += 30
@@ -146,7 +139,7 @@ def test_a_hold_ages_while_the_last_stable_offset_stands_still() -> None:
 
 
 def test_a_moving_last_stable_offset_starts_the_clock_again() -> None:
-    clock, tp = Clock(), TP(SOURCE, 0)
+    clock, tp = ManualClock(), TP(SOURCE, 0)
     transactions = OpenTransactions(clock)
     transactions.observe({tp: (110, 100)})
     clock.now += 30
@@ -156,7 +149,7 @@ def test_a_moving_last_stable_offset_starts_the_clock_again() -> None:
 
 
 def test_nothing_is_held_when_the_lso_reaches_the_end_or_is_unknown() -> None:
-    clock = Clock()
+    clock = ManualClock()
     caught_up, unknown, no_lso, old_broker, dropped = (TP(SOURCE, p) for p in range(5))
     transactions = OpenTransactions(clock)
     transactions.observe({dropped: (10, 4)})

@@ -11,17 +11,10 @@ from faust.types import TP
 from streams.faust_engine import FaustConsumerState as _FaustConsumerState
 from streams.obs import Progress
 from streams.web import health
+from tests.support.clock import ManualClock
 
 EVENTS = "rk.events"
 SOURCE = "fv.hundesteuer.status"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeConsumer:
@@ -53,7 +46,7 @@ def ingest_state(committed: int, end: int, agents: int = 2) -> tuple[_FaustConsu
 
 
 def test_healthy_while_idle_or_moving_and_503_with_the_reason_when_stalled() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=600, clock=clock)
     waiting = {"delivery": False}
     progress.watch("delivery", lambda: waiting["delivery"])
@@ -74,7 +67,7 @@ def test_healthy_while_idle_or_moving_and_503_with_the_reason_when_stalled() -> 
 
 
 async def test_ingest_waits_while_its_partitions_have_lag_and_stalls_without_progress() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=600, clock=clock)
     state, consumer = ingest_state(committed=40, end=40)
     progress.watch("ingest", state.work_waiting)

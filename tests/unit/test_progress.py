@@ -1,18 +1,11 @@
 from __future__ import annotations
 
 from streams.obs import Progress
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_a_stage_with_waiting_work_and_no_step_forward_is_stalled() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
     work = {"waiting": True}
     progress.watch("delivery", lambda: work["waiting"])
@@ -27,7 +20,7 @@ def test_a_stage_with_waiting_work_and_no_step_forward_is_stalled() -> None:
 
 
 def test_idle_time_does_not_count_towards_a_stall() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
     work = {"waiting": False}
     progress.watch("ingest", lambda: work["waiting"])

@@ -1,16 +1,9 @@
 from streams.delivery.breaker import CircuitBreaker, CircuitState
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_opens_after_consecutive_failures_and_probes_once_after_the_open_time() -> None:
-    clock = Clock()
+    clock = ManualClock()
     changes: list[CircuitState] = []
     breaker = CircuitBreaker(failure_threshold=3, open_s=5, max_open_s=20, clock=clock, on_change=changes.append)
     breaker.record_failure()
@@ -30,7 +23,7 @@ def test_opens_after_consecutive_failures_and_probes_once_after_the_open_time() 
 
 
 def test_failed_probe_reopens_with_a_longer_wait() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=1, open_s=2, max_open_s=5, clock=clock)
     breaker.record_failure()
     clock.now += 2
@@ -44,7 +37,7 @@ def test_failed_probe_reopens_with_a_longer_wait() -> None:
 
 
 def test_open_time_is_accounted_so_retry_budgets_can_exclude_it() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=1, open_s=10, clock=clock)
     mark = breaker.current_open_total()
     clock.now += 3  # closed: does not count

@@ -29,20 +29,13 @@ from streams.delivery.retry import RetryPolicy
 from streams.delivery.scheduler import Item
 from streams.obs import Progress
 from streams.recordlog import LogRecord, LogUnavailable, MemoryBroker, MemoryLog, RecordRefused, TopicPartition
+from tests.support.clock import ManualClock
 
 TP = TopicPartition("outbox", 0)
 VALID_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 CONFIG = DispatcherConfig(
     outbox_topic="outbox", dlq_topic="dlq", receipts_topic="receipts", group_id="g", portal_name="portal"
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeProducer:
@@ -138,7 +131,7 @@ async def cancel_all(d: DeliveryDispatcher) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def half_open(clock: Clock) -> CircuitBreaker:
+def half_open(clock: ManualClock) -> CircuitBreaker:
     """A breaker whose next try_acquire is the half-open probe."""
     breaker = CircuitBreaker(failure_threshold=1, open_s=5, max_open_s=20, clock=clock)
     breaker.record_failure()
@@ -165,7 +158,7 @@ UNEXPECTED = [
 
 @pytest.mark.parametrize("error", UNEXPECTED, ids=lambda e: type(e).__name__)
 async def test_an_unexpected_exception_of_the_half_open_probe_counts_as_a_failure(error: Exception) -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = half_open(clock)
 
     def boom(message: OutboundMessage) -> None:
@@ -193,7 +186,7 @@ async def test_an_unexpected_exception_of_the_half_open_probe_counts_as_a_failur
     ],
 )
 async def test_every_portal_verdict_of_the_probe_leaves_half_open(outcome: Any, state: CircuitState) -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = half_open(clock)
     portal = InMemoryPortal()
     portal.script("uuid-0", outcome)
@@ -205,7 +198,7 @@ async def test_every_portal_verdict_of_the_probe_leaves_half_open(outcome: Any, 
 
 
 async def test_a_cancelled_probe_releases_it() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = half_open(clock)
     sent = asyncio.Event()
 
@@ -225,7 +218,7 @@ async def test_a_cancelled_probe_releases_it() -> None:
 
 
 async def test_a_probe_cancelled_while_waiting_for_a_request_slot_releases_it() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = half_open(clock)
     d, _, _ = dispatcher(InMemoryPortal(), breaker=breaker, max_concurrent_requests=1)
     await d._requests.acquire()  # every request slot is taken
@@ -397,7 +390,7 @@ async def blocked_portal() -> tuple[InMemoryPortal, asyncio.Event, asyncio.Event
 
 
 async def test_queued_work_without_a_verdict_is_a_stall_and_a_verdict_ends_it() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
     portal, sent, release = await blocked_portal()
     d, _, _ = dispatcher(portal, progress=progress)
@@ -414,7 +407,7 @@ async def test_queued_work_without_a_verdict_is_a_stall_and_a_verdict_ends_it() 
 
 
 async def test_an_open_circuit_waiting_for_its_timer_is_not_a_stall() -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
     breaker = CircuitBreaker(failure_threshold=1, open_s=3600, max_open_s=3600, clock=clock)
     d, _, _ = dispatcher(InMemoryPortal(), breaker=breaker, progress=progress)
@@ -438,7 +431,7 @@ async def test_an_open_circuit_waiting_for_its_timer_is_not_a_stall() -> None:
     ids=["transient-then-delivered", "rejected", "delivered"],
 )
 async def test_every_verdict_and_outcome_is_progress(step: Callable[[InMemoryPortal], Awaitable[None] | None]) -> None:
-    clock = Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=60, clock=clock)
     portal = InMemoryPortal()
     step(portal)
@@ -529,7 +522,7 @@ async def test_a_dispatcher_that_never_started_stops_cleanly() -> None:
 
 async def test_a_message_refused_before_sending_is_no_verdict_on_the_portal() -> None:
     """The adapter could not express the message on the wire: the probe goes back, the circuit stays as it was."""
-    clock = Clock()
+    clock = ManualClock()
     breaker = half_open(clock)
     portal = InMemoryPortal()
     portal.script("uuid-0", PermanentDeliveryError("bad header", reason=Reason.PORTAL_CLIENT_ERROR, sent=False))

@@ -5,14 +5,7 @@ from pydantic import ValidationError
 
 from adapters.portal.retry_after import parse_retry_after
 from adapters.portal.sim.faults import Faults, FaultSpec, Verdict
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_no_faults_means_pass_without_delay() -> None:
@@ -41,7 +34,7 @@ def test_latency_is_uniform_within_bounds_or_fixed() -> None:
 
 
 def test_timed_outage_ends_by_itself_and_reports_time_left() -> None:
-    clock = FakeClock()
+    clock = ManualClock(50.0)
     faults = Faults(clock=clock)
     faults.update({"outage_seconds": 10, "retry_after_s": 4})
     assert faults.decide() == Verdict(0.0, status=503, retry_after="4", fault="outage")

@@ -4,14 +4,7 @@ import pytest
 
 from adapters.portal.oauth2 import AccessToken, TokenCache
 from rueckkanal.errors import TransientDeliveryError
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 class FakeTokenEndpoint:
@@ -33,7 +26,7 @@ class FakeTokenEndpoint:
 
 
 async def test_token_is_cached_until_the_refresh_margin() -> None:
-    clock, endpoint = FakeClock(), FakeTokenEndpoint(expires_in_s=300)
+    clock, endpoint = ManualClock(), FakeTokenEndpoint(expires_in_s=300)
     cache = TokenCache(endpoint, margin_s=30, clock=clock)
     assert await cache.token() == "token-1"
     clock.now += 269
@@ -44,7 +37,7 @@ async def test_token_is_cached_until_the_refresh_margin() -> None:
 
 
 async def test_short_lived_token_is_refreshed_at_half_its_lifetime() -> None:
-    clock, endpoint = FakeClock(), FakeTokenEndpoint(expires_in_s=20)
+    clock, endpoint = ManualClock(), FakeTokenEndpoint(expires_in_s=20)
     cache = TokenCache(endpoint, margin_s=30, clock=clock)
     await cache.token()
     clock.now += 9.9
@@ -56,7 +49,7 @@ async def test_short_lived_token_is_refreshed_at_half_its_lifetime() -> None:
 async def test_concurrent_callers_share_one_fetch() -> None:
     endpoint = FakeTokenEndpoint()
     endpoint.gate = asyncio.Event()
-    cache = TokenCache(endpoint, clock=FakeClock())
+    cache = TokenCache(endpoint, clock=ManualClock())
     waiters = [asyncio.create_task(cache.token()) for _ in range(50)]
     await asyncio.sleep(0)  # let every task reach the shared fetch
     endpoint.gate.set()
@@ -68,7 +61,7 @@ async def test_concurrent_callers_share_one_failure_and_the_next_call_fetches_ag
     endpoint = FakeTokenEndpoint()
     endpoint.gate = asyncio.Event()
     endpoint.fail_with = TransientDeliveryError("token endpoint down")
-    cache = TokenCache(endpoint, clock=FakeClock())
+    cache = TokenCache(endpoint, clock=ManualClock())
     waiters = [asyncio.create_task(cache.token()) for _ in range(10)]
     await asyncio.sleep(0)
     endpoint.gate.set()
@@ -82,7 +75,7 @@ async def test_concurrent_callers_share_one_failure_and_the_next_call_fetches_ag
 async def test_a_cancelled_caller_does_not_cancel_the_fetch_for_others() -> None:
     endpoint = FakeTokenEndpoint()
     endpoint.gate = asyncio.Event()
-    cache = TokenCache(endpoint, clock=FakeClock())
+    cache = TokenCache(endpoint, clock=ManualClock())
     first = asyncio.create_task(cache.token())
     second = asyncio.create_task(cache.token())
     await asyncio.sleep(0)
@@ -95,7 +88,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_fetch_for_others() -> None
 
 async def test_invalidate_drops_only_the_token_that_was_refused() -> None:
     endpoint = FakeTokenEndpoint()
-    cache = TokenCache(endpoint, clock=FakeClock())
+    cache = TokenCache(endpoint, clock=ManualClock())
     stale = await cache.token()
     cache.invalidate(stale)
     fresh = await cache.token()

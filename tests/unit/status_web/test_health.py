@@ -13,21 +13,14 @@ from prometheus_client import CollectorRegistry
 from streams.obs import Progress
 from streams.status_web.http import InternalApi, internal_app
 from streams.status_web.metrics import StatusWebMetrics
+from tests.support.clock import ManualClock
 from tests.support.processes import free_port
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, dict[str, object]]]:
     state: dict[str, object] = {"started": False, "waiting": False, "stopped": None}
-    clock = _Clock()
+    clock = ManualClock()
     progress = Progress(stall_after_s=600, clock=clock)
     progress.watch("status-web", lambda: bool(state["waiting"]))
     state["clock"], state["progress"] = clock, progress
@@ -57,7 +50,7 @@ async def test_healthz_fails_when_records_wait_without_progress_and_recovers_wit
 ) -> None:
     url, state = served
     clock, progress = state["clock"], state["progress"]
-    assert isinstance(clock, _Clock) and isinstance(progress, Progress)
+    assert isinstance(clock, ManualClock) and isinstance(progress, Progress)
     assert (await _status(f"{url}/readyz"))[0] == 503
     state["started"] = True
     assert (await _status(f"{url}/readyz"))[0] == 200
