@@ -436,7 +436,7 @@ log = structlog.get_logger("rueckkanal.web")
 
 
 class FaustConsumerState:
-    """faust's consumer as seen through its rebalance signals, and its lag."""
+    """faust's consumer as seen through its rebalance signals, its lag and its open transactions."""
 
     def __init__(self, app: faust.App, events_topic: str, sources: Mapping[str, str] | None = None) -> None:
         self.app = app
