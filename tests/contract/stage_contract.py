@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -36,6 +36,7 @@ from streams.delivery.dispatcher import DeliveryDispatcher, DispatcherConfig
 from streams.delivery.retry import RetryPolicy
 from streams.headers import H_NACHRICHTEN_UUID, H_REASON, H_TARGET, header
 from streams.recordlog import RecordLog
+from tests.support.flow import until_async
 
 PARTITIONS = 2
 
@@ -225,10 +226,3 @@ class DeliveryStageContract:
 async def committed_reaches(harness: LogHarness, group: str, ends: dict[int, int]) -> bool:
     committed = await harness.committed(group)
     return all(committed.get(p, 0) >= end for p, end in ends.items() if end > 0)
-
-
-async def until_async(condition: Callable[[], Awaitable[bool]], within_s: float = 30.0) -> None:
-    """Poll a condition on the log's state (committed offsets: nothing signals them), bounded in time."""
-    async with asyncio.timeout(within_s):
-        while not await condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)

@@ -7,7 +7,6 @@ they reach the portal in order and the hold is gone.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from streams.partitioner import vorgang_partition
 from tests.integration.test_foreign_clients import pipeline_worker
 from tests.support.chaos import metric_value
 from tests.support.events import hundesteuer_events
-from tests.support.flow import all_caught_up
+from tests.support.flow import all_caught_up, until_async
 from tests.support.kafka_io import create_topics, read_all
 from tests.support.pipeline import pipeline_env
 from tests.support.portal import portal_sim
@@ -29,13 +28,9 @@ OPEN = "rueckkanal_source_transaction_open_seconds"
 LAG = "rueckkanal_consumer_lag_messages"
 
 
-async def until(what: str, condition: Callable[[], bool], within_s: float = 90.0) -> None:
-    """Poll ``condition`` (a scrape of the worker's /metrics) until it holds, within a deadline."""
-    deadline = time.monotonic() + within_s
-    while not await asyncio.to_thread(condition):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {within_s} s: {what}")
-        await asyncio.sleep(0.5)  # the worker samples its consumer every 10 s; polled, bounded
+async def until(condition: Callable[[], bool]) -> None:
+    """Until a scrape of the worker's /metrics shows ``condition``: the worker samples its consumer every 10 s."""
+    await until_async(lambda: asyncio.to_thread(condition), within_s=90.0, every_s=0.5)
 
 
 async def test_an_open_transaction_is_shown_until_it_commits_then_its_events_are_delivered_in_order(
@@ -71,10 +66,10 @@ async def test_an_open_transaction_is_shown_until_it_commits_then_its_events_are
             producer.produce(topic, value, key, partition=vorgang_partition(vorgang, PARTITIONS), headers=headers)
         assert await asyncio.to_thread(producer.flush, 30) == 0  # written to the partition, not committed
 
-        await until("three records held by an open transaction", held(3, open_at_least=0.001))
+        await until(held(3, open_at_least=0.001))  # three records held by an open transaction
         first = metric_value(port, OPEN, source="hundesteuer")
         assert first is not None
-        await until("the hold ageing", held(3, open_at_least=first + 5))
+        await until(held(3, open_at_least=first + 5))  # the hold ageing
         assert metric_value(port, LAG, stage="ingest", target="") == 0  # not readable yet, so no lag
         assert await portal.nachrichten([vorgang]) == {vorgang: []}  # nothing uncommitted was processed
         others = [name for name in pipeline.source_topics if name != "hundesteuer"]
@@ -83,7 +78,7 @@ async def test_an_open_transaction_is_shown_until_it_commits_then_its_events_are
         await asyncio.to_thread(producer.commit_transaction, 30)
         await all_caught_up(kafka_bootstrap, pipeline)
         stored = await portal.nachrichten([vorgang])
-        await until("the hold gone", held(0, open_at_least=0))
+        await until(held(0, open_at_least=0))  # the hold gone
         assert metric_value(port, OPEN, source="hundesteuer") == 0
         assert worker.proc.poll() is None
 
